@@ -1,0 +1,441 @@
+//! The `fedhub` command line. Each subcommand loads the configuration, opens the store and
+//! calls the same functions the server does. Exit codes: 0 done, 2 bad input (the message
+//! names the field and the rule), 3 bad configuration, 4 database unreachable, 1 other.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fedhub_identifiers::AgencyCode;
+
+use crate::audit::{self, Event};
+use crate::clock::{parse_time, rfc3339, Clock, SystemClock};
+use crate::config::{Config, ConfigError, LogFormat};
+use crate::directory::{accounts, agencies};
+use crate::error::{Error, Result};
+use crate::store::{Store, StoreOptions};
+use crate::{demo, tokens, web};
+
+#[derive(Debug, Parser)]
+#[command(name = "fedhub", version, about = "SAML 2.0 and OpenID Connect federation hub")]
+pub struct Cli {
+    /// Configuration file (default: ./fedhub.toml when present). FEDHUB_* variables override it.
+    #[arg(long, global = true, env = "FEDHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub.
+    Serve {
+        /// Do not apply pending migrations on start (refuse to start if any are pending).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate {
+        /// Only report how many are pending; exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the demo: a fresh SQLite database, seeded directory and demo accounts, on 127.0.0.1.
+    Demo(demo::DemoArgs),
+    /// Check the configuration and print it (secrets redacted).
+    Config,
+    /// Agencies (the agency-code tree).
+    #[command(subcommand)]
+    Agency(AgencyCommand),
+    /// Accounts in the directory.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Admin API tokens.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
+    /// Key material.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgencyCommand {
+    /// Import agencies from CSV (header: code,name_vi[,name_en,kind,source,note]); all or nothing.
+    Import {
+        file: PathBuf,
+    },
+    /// Import the level-1 agencies shipped with fedhub (ministries and the 34 provinces).
+    ImportBuiltin,
+    /// List agencies under PARENT (level 1 when omitted).
+    List {
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Show one agency and its children.
+    Show { code: String },
+    /// Register one agency.
+    Add {
+        code: String,
+        #[arg(long)]
+        name_vi: String,
+        #[arg(long)]
+        name_en: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Citizen,
+    Organisation,
+    Agency,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add an account to the directory.
+    Add {
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[arg(long)]
+        name: String,
+        /// CCCD (12 digits) or CMND (9 digits); required for citizens.
+        #[arg(long)]
+        national_id: Option<String>,
+        /// Tax code (MST); required for organisations.
+        #[arg(long)]
+        tax_code: Option<String>,
+        /// Agency identifier code; required for state agencies.
+        #[arg(long)]
+        agency_code: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Find accounts by CCCD/CMND, phone, tax code, agency code, email, id or name.
+    Find {
+        query: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one account.
+    Show { id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest entries.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+    },
+    /// Entries since a time (RFC 3339, a date, or Unix seconds).
+    Export {
+        #[arg(long)]
+        since: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Create a token for the admin API; it is printed once.
+    Create { name: String },
+    /// Revoke a token.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh at-rest key (base64) for keys.at_rest_key_file.
+    GenerateAtRestKey,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    match run(cli, &env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("fedhub: {e}");
+            ExitCode::from(3)
+        }
+        Err(Failure::App(e)) => {
+            eprintln!("fedhub: {}", describe(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn describe(e: &Error) -> String {
+    match e {
+        Error::Invalid { field, rule } => format!("invalid {field}: {rule}"),
+        Error::Conflict { field, rule } => format!("{field}: {rule}"),
+        Error::Unavailable(why) => format!("database unavailable: {why}"),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    Config(ConfigError),
+    App(Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e)
+    }
+}
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::App(e)
+    }
+}
+
+pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failure> {
+    if let Command::Keys(KeysCommand::GenerateAtRestKey) = cli.command {
+        let key = fedhub_metadata::AtRestKey::generate_base64().map_err(Error::internal)?;
+        println!("{key}");
+        return Ok(());
+    }
+    if let Command::Demo(args) = cli.command {
+        return demo::run(args, env);
+    }
+    let loaded = Config::load(cli.config.as_deref(), env)?;
+    let config = loaded.config;
+    let clock = SystemClock;
+    let actor = cli_actor(env);
+    match cli.command {
+        Command::Config => {
+            if let Some(file) = &loaded.file {
+                eprintln!("configuration file: {}", file.display());
+            }
+            let mut shown = config.clone();
+            if shown.keys.at_rest_key.is_some() {
+                shown.keys.at_rest_key = Some("[redacted]".into());
+            }
+            shown.database.url = redact_url(&shown.database.url);
+            print!("{}", toml::to_string_pretty(&shown).map_err(Error::internal)?);
+            Ok(())
+        }
+        Command::Serve { no_migrate } => serve(config, no_migrate).map_err(Failure::App),
+        Command::Migrate { check } => {
+            let store = open(&config)?;
+            if check {
+                let n = store.pending_migrations()?;
+                println!("{n} migration(s) pending");
+                if n > 0 {
+                    return Err(Error::Invalid { field: "database".into(), rule: format!("{n} migration(s) pending; run `fedhub migrate`") }.into());
+                }
+            } else {
+                let n = store.migrate()?;
+                println!("applied {n} migration(s)");
+            }
+            Ok(())
+        }
+        Command::Agency(cmd) => agency(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App),
+        Command::Account(cmd) => account(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App),
+        Command::Audit(cmd) => audit_cmd(&open_migrated(&config)?, cmd).map_err(Failure::App),
+        Command::ApiToken(cmd) => {
+            let store = open_migrated(&config)?;
+            let now = clock.now();
+            match cmd {
+                ApiTokenCommand::Create { name } => {
+                    let event = Event::new(&actor, "api_token.create").target(&name);
+                    let token = audit::audited(&store, event, now, |c| tokens::create_api_token(c, &name, now))?;
+                    eprintln!("API token {name:?} created. It is shown once; store it in a secret manager.");
+                    println!("{token}");
+                }
+                ApiTokenCommand::Revoke { name } => {
+                    let event = Event::new(&actor, "api_token.revoke").target(&name);
+                    audit::audited(&store, event, now, |c| tokens::revoke_api_token(c, &name, now))?;
+                    println!("revoked {name}");
+                }
+            }
+            Ok(())
+        }
+        Command::Demo(_) | Command::Keys(_) => Ok(()),
+    }
+}
+
+/// Who ran the command, for the audit log.
+fn cli_actor(env: &[(String, String)]) -> String {
+    let user = env.iter().find(|(k, _)| k == "USER").map(|(_, v)| v.as_str()).unwrap_or("unknown");
+    format!("cli:{user}")
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("[redacted]"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        pool_size: config.database.pool_size,
+        connect_timeout: config.database.connect_timeout,
+        busy_timeout: config.database.busy_timeout,
+    }
+}
+
+fn open(config: &Config) -> Result<Store> {
+    Store::connect(&config.database.url, &store_options(config))
+}
+
+/// Commands that read or write data need the schema: apply migrations first.
+fn open_migrated(config: &Config) -> Result<Store> {
+    let store = open(config)?;
+    store.migrate()?;
+    Ok(store)
+}
+
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.logging.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.logging.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn serve(config: Config, no_migrate: bool) -> Result<()> {
+    init_logging(&config);
+    if config.at_rest_key().map_err(|e| Error::invalid(e.key, e.problem))?.is_none() {
+        return Err(Error::invalid(
+            "keys.at_rest_key_file",
+            "the hub needs a key to seal signing keys at rest: run `fedhub keys generate-at-rest-key > at-rest.key` and set keys.at_rest_key_file (or FEDHUB_KEYS_AT_REST_KEY)",
+        ));
+    }
+    let store = open(&config)?;
+    if config.database.migrate_on_start && !no_migrate {
+        let n = store.migrate()?;
+        tracing::info!(applied = n, "database migrated");
+    } else {
+        let pending = store.pending_migrations()?;
+        if pending > 0 {
+            return Err(Error::invalid("database", format!("{pending} migration(s) pending; run `fedhub migrate`")));
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+    runtime.block_on(async move {
+        let listener = web::bind(config.listen_addr().map_err(|e| Error::invalid(e.key, e.problem))?).await?;
+        tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
+        let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
+        web::serve(listener, state, web::shutdown_signal()).await
+    })
+}
+
+fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    let now = clock.now();
+    let out = &mut std::io::stdout();
+    match cmd {
+        AgencyCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::invalid("file", format!("cannot read {}: {e}", file.display())))?;
+            let event = Event::new(actor, "agency.import").target(file.display().to_string());
+            let report = audit::audited(store, event, now, |c| agencies::import_csv(c, &text, now))?;
+            println!("imported: {} added, {} updated, {} unchanged", report.added, report.updated, report.unchanged);
+        }
+        AgencyCommand::ImportBuiltin => {
+            let event = Event::new(actor, "agency.import").target("builtin");
+            let report = audit::audited(store, event, now, |c| agencies::import_csv(c, agencies::BUILTIN_CSV, now))?;
+            println!("imported: {} added, {} updated, {} unchanged", report.added, report.updated, report.unchanged);
+        }
+        AgencyCommand::List { parent } => {
+            let parent = parent.as_deref().map(AgencyCode::parse).transpose()?;
+            let rows = store.read(|c| agencies::list(c, parent.as_ref()))?;
+            for a in &rows {
+                let _ = writeln!(out, "{}\t{}\t{}\t{}", a.code, a.level, a.kind, a.name_vi);
+            }
+            eprintln!("{} agencies", rows.len());
+        }
+        AgencyCommand::Show { code } => {
+            let code = AgencyCode::parse(&code)?;
+            let (a, children) = store.read(|c| Ok((agencies::get(c, &code)?, agencies::list(c, Some(&code))?)))?;
+            let _ = writeln!(out, "code:     {}\nlevel:    {}\nparent:   {}\nname:     {}\nname_en:  {}\nkind:     {}\nsource:   {}\nchildren: {}",
+                a.code, a.level, a.parent_code.as_deref().unwrap_or("-"), a.name_vi, a.name_en.as_deref().unwrap_or("-"), a.kind, a.source, children.len());
+            for ch in children {
+                let _ = writeln!(out, "  {}\t{}", ch.code, ch.name_vi);
+            }
+        }
+        AgencyCommand::Add { code, name_vi, name_en, kind } => {
+            let valid = agencies::AgencyInput { code, name_vi, name_en, kind, source: Some("local".into()) }.validate()?;
+            let event = Event::new(actor, "agency.add").target(valid.code.as_str());
+            let a = audit::audited(store, event, now, |c| agencies::add(c, &valid, now))?;
+            println!("added {} (level {}) {}", a.code, a.level, a.name_vi);
+        }
+    }
+    Ok(())
+}
+
+fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    let now = clock.now();
+    match cmd {
+        AccountCommand::Add { kind, name, national_id, tax_code, agency_code, phone, email } => {
+            let kind = match kind {
+                KindArg::Citizen => "citizen",
+                KindArg::Organisation => "organisation",
+                KindArg::Agency => "agency",
+            };
+            let input = accounts::AccountInput { kind: kind.into(), display_name: name, national_id, tax_code, agency_code, phone, email };
+            let valid = input.validate()?;
+            let event = Event::new(actor, "account.add");
+            let a = audit::audited(store, event, now, |c| accounts::add(c, &valid, now))?;
+            println!("{}", a.id);
+            eprintln!("added {} account {} ({})", a.kind, a.display_name, a.id);
+        }
+        AccountCommand::Find { query, limit } => {
+            let rows = store.read(|c| accounts::find(c, &query, limit))?;
+            for a in &rows {
+                println!("{}\t{}\t{}\t{}\t{}", a.id, a.kind, a.display_name, a.national_id.as_deref().or(a.tax_code.as_deref()).or(a.agency_code.as_deref()).unwrap_or("-"), a.phone.as_deref().unwrap_or("-"));
+            }
+            eprintln!("found {} result(s)", rows.len());
+        }
+        AccountCommand::Show { id } => {
+            let a = store.read(|c| accounts::get(c, &id))?;
+            println!("{}", serde_json::to_string_pretty(&a).map_err(Error::internal)?);
+        }
+    }
+    Ok(())
+}
+
+fn audit_cmd(store: &Store, cmd: AuditCommand) -> Result<()> {
+    let out = std::io::stdout();
+    match cmd {
+        AuditCommand::Tail { lines } => {
+            for e in store.read(|c| audit::tail(c, lines))? {
+                println!("{}\t{}\t{}\t{}\t{}\t{}", rfc3339(e.at), e.outcome, e.actor, e.action, e.target.unwrap_or_default(), e.detail.unwrap_or_default());
+            }
+        }
+        AuditCommand::Export { since, format } => {
+            let since = parse_time(&since).ok_or_else(|| Error::invalid("since", "use RFC 3339 (2026-11-27T08:00:00Z), a date (2026-11-27) or Unix seconds"))?;
+            let rows = store.read(|c| audit::since(c, since, i64::MAX))?;
+            match format {
+                ExportFormat::Csv => audit::write_csv(&rows, out.lock())?,
+                ExportFormat::Jsonl => audit::write_jsonl(&rows, out.lock())?,
+            }
+        }
+    }
+    Ok(())
+}

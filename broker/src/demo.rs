@@ -1,0 +1,156 @@
+//! `fedhub demo`: the hub on 127.0.0.1 with a fresh SQLite database, the shipped agency
+//! list, demo agencies and accounts, and an admin API token, then a short guided tour.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::audit::{self, Event};
+use crate::cli::{init_logging, store_options, Failure};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::directory::{accounts, agencies};
+use crate::error::{Error, Result};
+use crate::store::{Db, Store};
+use crate::{tokens, web};
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where to listen (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for the demo database and key; emptied of earlier demo files on start.
+    #[arg(long, default_value = "demo-data")]
+    pub data_dir: PathBuf,
+    /// Seed and print the tour, then exit instead of serving (for scripts).
+    #[arg(long)]
+    pub seed_only: bool,
+}
+
+/// Demo agencies below the shipped level-1 list: `code, name_vi, name_en`.
+const DEMO_AGENCIES: &[(&str, &str, &str)] = &[
+    ("000.00.18.G12", "Cục Thuế", "Tax Department"),
+    ("000.00.01.H49", "Sở Tài chính tỉnh Quảng Ninh", "Quang Ninh Department of Finance"),
+    ("000.00.02.H49", "Sở Nội vụ tỉnh Quảng Ninh", "Quang Ninh Department of Home Affairs"),
+    ("000.01.01.H49", "Phòng Ngân sách - Sở Tài chính", "Budget Division, Department of Finance"),
+    ("000.00.01.H29", "Sở Tài chính Thành phố Hồ Chí Minh", "Ho Chi Minh City Department of Finance"),
+];
+
+/// Demo accounts: `kind, name, national id / tax code / agency code, phone, email`.
+const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
+    ("citizen", "Nguyễn Văn An", "001204012345", "0912345678", "an.nguyen@example.vn"),
+    ("citizen", "Trần Thị Bình", "022195000123", "0987654321", "binh.tran@example.vn"),
+    ("citizen", "Lê Minh Cường", "079088004567", "0905123456", "cuong.le@example.vn"),
+    ("organisation", "Công ty TNHH Dịch vụ Số Hạ Long", "0101234565", "02033123456", "lienhe@halong-digital.example.vn"),
+    ("agency", "Ủy ban nhân dân tỉnh Quảng Ninh", "000.00.00.H49", "02033835555", "vanthu@quangninh.example.gov.vn"),
+    ("agency", "Sở Tài chính tỉnh Quảng Ninh", "000.00.01.H49", "02033836666", "stc@quangninh.example.gov.vn"),
+];
+
+pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), Failure> {
+    if !args.listen.ip().is_loopback() {
+        return Err(Error::invalid("--listen", "the demo listens on loopback only (127.0.0.1)").into());
+    }
+    let mut config = Config::default();
+    config.server.listen = args.listen.to_string();
+    config.server.public_url = format!("http://{}", args.listen);
+    config.cookies.secure = false;
+    config.logging.level = env
+        .iter()
+        .find(|(k, _)| k == "FEDHUB_LOGGING_LEVEL")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "info,tower_http=warn".into());
+    init_logging(&config);
+
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+    // Take the port first: a used port stops the demo before it touches anything.
+    let listener = runtime.block_on(web::bind(args.listen))?;
+
+    let key_file = prepare_dir(&args.data_dir)?;
+    config.keys.at_rest_key_file = Some(key_file);
+    config.database.url = format!("sqlite://{}", args.data_dir.join("demo.db").display());
+    config.validate()?;
+
+    let store = Store::connect(&config.database.url, &store_options(&config))?;
+    store.migrate()?;
+    let clock = SystemClock;
+    let api_token = seed(&store, clock.now())?;
+    print_tour(&config, &api_token);
+    if args.seed_only {
+        return Ok(());
+    }
+    let state = web::AppState::new(config, store, Arc::new(clock))?;
+    runtime.block_on(web::serve(listener, state, web::shutdown_signal()))?;
+    Ok(())
+}
+
+/// Creates the folder, removes an earlier demo database, writes a fresh at-rest key.
+fn prepare_dir(dir: &std::path::Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::invalid("--data-dir", format!("cannot create {}: {e}", dir.display())))?;
+    for name in ["demo.db", "demo.db-wal", "demo.db-shm"] {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|e| Error::invalid("--data-dir", format!("cannot remove {}: {e}", path.display())))?;
+        }
+    }
+    let key = fedhub_metadata::AtRestKey::generate_base64().map_err(Error::internal)?;
+    let key_file = dir.join("at-rest.key");
+    std::fs::write(&key_file, key).map_err(|e| Error::invalid("--data-dir", format!("cannot write {}: {e}", key_file.display())))?;
+    Ok(key_file)
+}
+
+/// Seeds the demo directory; returns the admin API token.
+pub fn seed(store: &Store, now: i64) -> Result<String> {
+    let event = Event::new("demo", "demo.seed");
+    audit::audited(store, event, now, |c| seed_directory(c, now))?;
+    let event = Event::new("demo", "api_token.create").target("demo");
+    audit::audited(store, event, now, |c| tokens::create_api_token(c, "demo", now))
+}
+
+fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {
+    agencies::import_csv(conn, agencies::BUILTIN_CSV, now)?;
+    for (code, name_vi, name_en) in DEMO_AGENCIES {
+        let input = agencies::AgencyInput {
+            code: (*code).into(),
+            name_vi: (*name_vi).into(),
+            name_en: Some((*name_en).into()),
+            kind: Some("unit".into()),
+            source: Some("local".into()),
+        };
+        agencies::add(conn, &input.validate()?, now)?;
+    }
+    for (kind, name, id, phone, email) in DEMO_ACCOUNTS {
+        let mut input = accounts::AccountInput {
+            kind: (*kind).into(),
+            display_name: (*name).into(),
+            phone: Some((*phone).into()),
+            email: Some((*email).into()),
+            ..Default::default()
+        };
+        match *kind {
+            "citizen" => input.national_id = Some((*id).into()),
+            "organisation" => input.tax_code = Some((*id).into()),
+            _ => input.agency_code = Some((*id).into()),
+        }
+        accounts::add(conn, &input.validate()?, now)?;
+    }
+    Ok(())
+}
+
+fn print_tour(config: &Config, api_token: &str) {
+    let base = config.base_url();
+    println!(
+        "\nfedhub demo is running at {base}\n\
+         \n  Home page (Vietnamese):   {base}/\n  Home page (English):      {base}/?lang=en\
+         \n  Themed error page:        {base}/khong-ton-tai\n  Health / readiness:       {base}/healthz  {base}/readyz\
+         \n  Metrics (Prometheus):     {base}/metrics\n\
+         \nThe directory holds the shipped ministries and 34 provinces, demo units of Quảng Ninh,\
+         \nand demo accounts. Try the admin API with the demo token:\n\
+         \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/accounts?q=nguyen'\
+         \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/agencies?parent=000.00.00.H49'\n\
+         \nSign-in through the hub (SAML and OIDC portals) arrives with the next releases.\
+         \nStop with Ctrl-C. Data lives in {}.\n",
+        config.database.url.trim_start_matches("sqlite://")
+    );
+}

@@ -1,0 +1,18 @@
+//! fedhub: the SAML 2.0 and OpenID Connect federation hub.
+//!
+//! Follow the data: `cli` parses a command, `config` loads settings, `store` opens the
+//! database, `directory` keeps agencies and accounts, `audit` records what happened, and
+//! `web` serves HTTP.
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod error;
+pub mod store;
+pub mod tokens;
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,268 @@
+//! Storage: one diesel codebase over SQLite (embedded default) and PostgreSQL (many nodes).
+//!
+//! Queries are written once against [`Db`], a diesel `MultiConnection`. The only places that
+//! look at the engine are here: connecting, migrating and opening a write transaction
+//! (SQLite needs `BEGIN IMMEDIATE`, or read-then-write transactions fail with "database is
+//! locked" under concurrency).
+
+pub mod counters;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{Error, Result};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either engine.
+#[derive(diesel::MultiConnection)]
+pub enum Db {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// Which engine a database URL names, or why it names none.
+    pub fn of_url(url: &str) -> std::result::Result<Engine, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err("must start with sqlite:// (embedded) or postgres:// (many nodes)".into())
+        }
+    }
+}
+
+/// What diesel's SQLite driver wants: a path, or `:memory:`.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub pool_size: u32,
+    pub connect_timeout: Duration,
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Per-connection settings: SQLite needs WAL, foreign keys and a busy timeout on every
+/// connection it opens; PostgreSQL needs nothing.
+#[derive(Debug)]
+struct Setup {
+    busy_timeout_ms: u128,
+}
+
+impl CustomizeConnection<Db, diesel::r2d2::Error> for Setup {
+    fn on_acquire(&self, conn: &mut Db) -> std::result::Result<(), diesel::r2d2::Error> {
+        if let Db::Sqlite(c) = conn {
+            c.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                self.busy_timeout_ms
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+pub type Pooled = PooledConnection<ConnectionManager<Db>>;
+
+/// The store handle: cheap to clone, shared by the server and the CLI.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionManager<Db>>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("Store").field("engine", &self.engine).finish()
+    }
+}
+
+impl Store {
+    /// Opens a pool. Fails with `Unavailable` if the first connection cannot be made.
+    pub fn connect(url: &str, opts: &StoreOptions) -> Result<Store> {
+        let engine = Engine::of_url(url).map_err(|rule| Error::invalid("database.url", rule))?;
+        let target = match engine {
+            Engine::Sqlite => {
+                let path = sqlite_path(url);
+                if path.is_empty() {
+                    return Err(Error::invalid("database.url", "sqlite:// needs a file path"));
+                }
+                path.to_string()
+            }
+            Engine::Postgres => url.to_string(),
+        };
+        let manager = ConnectionManager::<Db>::new(target);
+        let pool = Pool::builder()
+            .max_size(opts.pool_size.max(1))
+            .connection_timeout(opts.connect_timeout)
+            .connection_customizer(Box::new(Setup {
+                busy_timeout_ms: opts.busy_timeout.as_millis(),
+            }))
+            .build(manager)
+            .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))?;
+        Ok(Store { pool, engine })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn conn(&self) -> Result<Pooled> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub fn migrate(&self) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let ran = match &mut *conn {
+            Db::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            Db::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        };
+        ran.map_err(|e| Error::Internal(format!("migration failed: {e}")))
+    }
+
+    /// Migrations not yet applied (for `/readyz` and `fedhub migrate --check`).
+    pub fn pending_migrations(&self) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            Db::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            Db::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        };
+        pending.map_err(|e| Error::Unavailable(format!("cannot read migrations: {e}")))
+    }
+
+    /// Runs `f` on a pooled connection (blocking: call from `spawn_blocking` or the CLI).
+    pub fn read<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` inside a write transaction: all of it is committed or none of it.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, f)
+    }
+
+    /// `read` on the blocking pool, for async callers.
+    pub async fn read_async<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(Error::internal)?
+    }
+
+    /// `write` on the blocking pool, for async callers.
+    pub async fn write_async<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .map_err(Error::internal)?
+    }
+
+    /// Is the database reachable and fully migrated?
+    pub fn ping(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1").map_err(|e| Error::Unavailable(e.to_string()))?;
+        drop(conn);
+        match self.pending_migrations()? {
+            0 => Ok(()),
+            n => Err(Error::Unavailable(format!("{n} migration(s) pending"))),
+        }
+    }
+}
+
+/// A write transaction on either engine. SQLite takes the write lock up front
+/// (`BEGIN IMMEDIATE`) so that busy_timeout applies instead of a lock-upgrade failure.
+pub fn write_transaction<T>(conn: &mut Db, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+    match conn {
+        Db::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        Db::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            commit(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            rollback(conn);
+            Err(e)
+        }
+    }
+}
+
+fn commit(conn: &mut Db) -> Result<()> {
+    let result = match conn {
+        Db::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+        Db::Postgres(c) => AnsiTransactionManager::commit_transaction(c),
+    };
+    if let Err(e) = result {
+        rollback(conn);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn rollback(conn: &mut Db) {
+    let result = match conn {
+        Db::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+        Db::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "rollback failed; the connection will be discarded");
+    }
+}
+
+/// A fresh random identifier (UUID v4), as the seed's screens show federated account ids.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The connection type the DSL runs on; re-exported so other modules do not name the engine.
+pub use diesel::RunQueryDsl;
+
+/// Opens a single connection without a pool, e.g. to create a test schema.
+pub fn establish(url: &str) -> Result<Db> {
+    Db::establish(match Engine::of_url(url) {
+        Ok(Engine::Sqlite) => sqlite_path(url),
+        _ => url,
+    })
+    .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))
+}

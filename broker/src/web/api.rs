@@ -1,0 +1,147 @@
+//! The admin API (`/admin/api/v1`): JSON in, JSON or problem+json out, bearer tokens
+//! created with `fedhub api-token create`. Every change is audited.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use fedhub_identifiers::AgencyCode;
+use http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::{request_id_of, AppState};
+use crate::audit::{self, Event};
+use crate::directory::{accounts, agencies};
+use crate::error::Error;
+use crate::tokens;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let _ = state;
+    Router::new()
+        .route("/agencies", get(list_agencies).post(add_agency))
+        .route("/agencies/{code}", get(show_agency))
+        .route("/accounts", get(find_accounts).post(add_account))
+        .route("/accounts/{id}", get(show_account))
+}
+
+type ApiResult<T> = Result<T, WebError>;
+
+/// The caller, authenticated by an API token.
+pub struct ApiCaller {
+    pub name: String,
+    pub request_id: String,
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some(token) = header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err(WebError::api(Error::Unauthorized("send `Authorization: Bearer <token>`".into())));
+        };
+        let token = token.to_string();
+        let now = state.clock.now();
+        let name = state
+            .store
+            .read_async(move |c| tokens::verify_api_token(c, &token, now))
+            .await
+            .map_err(WebError::api)?;
+        Ok(ApiCaller { name: format!("api-token:{name}"), request_id: request_id_of(&parts.headers) })
+    }
+}
+
+/// `Json` whose rejections are problem+json naming what is wrong with the body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(WebError::api(Error::invalid("content-type", "must be application/json")))
+            }
+            Err(e) => Err(WebError::api(Error::invalid("body", e.body_text()))),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListAgencies {
+    parent: Option<String>,
+}
+
+async fn list_agencies(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Query(q): Query<ListAgencies>,
+) -> ApiResult<Json<Vec<agencies::Agency>>> {
+    let parent = q.parent.as_deref().map(AgencyCode::parse).transpose().map_err(|e| WebError::api(e.into()))?;
+    let rows = state.store.read_async(move |c| agencies::list(c, parent.as_ref())).await.map_err(WebError::api)?;
+    Ok(Json(rows))
+}
+
+async fn show_agency(State(state): State<AppState>, _caller: ApiCaller, Path(code): Path<String>) -> ApiResult<Json<agencies::Agency>> {
+    let code = AgencyCode::parse(&code).map_err(|e| WebError::api(e.into()))?;
+    let row = state.store.read_async(move |c| agencies::get(c, &code)).await.map_err(WebError::api)?;
+    Ok(Json(row))
+}
+
+async fn add_agency(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(input): ApiJson<agencies::AgencyInput>,
+) -> ApiResult<(StatusCode, Json<agencies::Agency>)> {
+    let valid = input.validate().map_err(WebError::api)?;
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "agency.add").target(valid.code.as_str()).request(Some(caller.request_id));
+    let store = state.store.clone();
+    let row = tokio::task::spawn_blocking(move || audit::audited(&store, event, now, |c| agencies::add(c, &valid, now)))
+        .await
+        .map_err(|e| WebError::api(Error::internal(e)))?
+        .map_err(WebError::api)?;
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+#[derive(Debug, Deserialize)]
+struct FindAccounts {
+    q: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn find_accounts(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Query(q): Query<FindAccounts>,
+) -> ApiResult<Json<Vec<accounts::Account>>> {
+    let query = q.q.unwrap_or_default();
+    let limit = q.limit.unwrap_or(50);
+    let rows = state.store.read_async(move |c| accounts::find(c, &query, limit)).await.map_err(WebError::api)?;
+    Ok(Json(rows))
+}
+
+async fn show_account(State(state): State<AppState>, _caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Json<accounts::Account>> {
+    let row = state.store.read_async(move |c| accounts::get(c, &id)).await.map_err(WebError::api)?;
+    Ok(Json(row))
+}
+
+async fn add_account(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(input): ApiJson<accounts::AccountInput>,
+) -> ApiResult<(StatusCode, Json<accounts::Account>)> {
+    let valid = input.validate().map_err(WebError::api)?;
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "account.add").request(Some(caller.request_id));
+    let store = state.store.clone();
+    let row = tokio::task::spawn_blocking(move || audit::audited(&store, event, now, |c| accounts::add(c, &valid, now)))
+        .await
+        .map_err(|e| WebError::api(Error::internal(e)))?
+        .map_err(WebError::api)?;
+    Ok((StatusCode::CREATED, Json(row)))
+}

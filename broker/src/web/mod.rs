@@ -1,0 +1,190 @@
+//! The HTTP server: one axum `Router` per module, merged here, wrapped in the layers every
+//! request passes (request id, tracing, metrics, timeouts, body limit, panic catcher,
+//! security headers, error pages).
+
+pub mod api;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use minijinja::context;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use error::{finish_errors, panic_response, WebError};
+use pages::{Lang, PageContext, Pages};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub pages: Pages,
+    pub clock: SharedClock,
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, clock: SharedClock) -> Result<AppState> {
+        Ok(AppState { config: Arc::new(config), store, pages: Pages::load()?, clock, metrics: metrics::Metrics::new() })
+    }
+}
+
+/// The request id `assign_request_id` put on the request.
+pub fn request_id_of(headers: &HeaderMap) -> String {
+    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
+}
+
+/// Every request gets a fresh id (a client-supplied one is not trusted: it would let anyone
+/// forge log correlation); it is echoed in the response and shown on error pages.
+async fn assign_request_id(mut req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID, v.clone());
+        let mut res = next.run(req).await;
+        res.headers_mut().insert(REQUEST_ID, v);
+        return res;
+    }
+    next.run(req).await
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let https = config.server.public_url.starts_with("https://");
+    let mut app = Router::new()
+        .route("/", get(index))
+        .route("/static/fedhub.css", get(stylesheet))
+        .merge(health::router())
+        .merge(metrics::router())
+        .nest("/admin/api/v1", api::router(state.clone()))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.server.request_timeout))
+        .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if https {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    app.layer(
+        TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", id = %request_id_of(req.headers()), method = %req.method(), path = %req.uri().path())
+        }),
+    )
+    .layer(middleware::from_fn(assign_request_id))
+    .with_state(state)
+}
+
+fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext {
+    PageContext {
+        lang: Lang::negotiate(uri.query(), headers),
+        request_id: request_id_of(headers),
+        path: uri.path().to_string(),
+        query: uri.query().map(String::from),
+    }
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap, uri: http::Uri) -> Result<Html<String>, WebError> {
+    let page = page_context(&headers, &uri);
+    let html = state.pages.render(
+        "index.html",
+        &page,
+        context! { base_url => state.config.base_url(), version => env!("CARGO_PKG_VERSION") },
+    )?;
+    Ok(Html(html))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn not_found(uri: http::Uri) -> WebError {
+    let e = Error::NotFound { what: "page", id: uri.path().to_string() };
+    if uri.path().starts_with("/admin/api/") {
+        WebError::api(e)
+    } else {
+        WebError::page(e)
+    }
+}
+
+/// Binds the listener, naming the address when it cannot.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse { "is already in use by another program".to_string() } else { e.to_string() };
+        Error::invalid("server.listen", format!("cannot listen on {addr}: {why}"))
+    })
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = router(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::internal)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
