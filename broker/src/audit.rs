@@ -106,7 +106,12 @@ pub fn record(conn: &mut Db, event: &Event, now: i64) -> Result<()> {
 
 /// Runs `action` in a write transaction with its success entry; when it fails, the
 /// transaction is rolled back and a failure entry (with the reason) is written on its own.
-pub fn audited<T>(store: &Store, event: Event, now: i64, action: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+pub fn audited<T>(
+    store: &Store,
+    event: Event,
+    now: i64,
+    action: impl FnOnce(&mut Db) -> Result<T>,
+) -> Result<T> {
     let result = store.write(|conn| {
         let value = action(conn)?;
         record(conn, &event, now)?;
@@ -114,7 +119,11 @@ pub fn audited<T>(store: &Store, event: Event, now: i64, action: impl FnOnce(&mu
     });
     if let Err(e) = &result {
         if !matches!(e, Error::Unavailable(_)) {
-            let outcome = if matches!(e, Error::Forbidden(_) | Error::Unauthorized(_)) { Outcome::Denied } else { Outcome::Failure };
+            let outcome = if matches!(e, Error::Forbidden(_) | Error::Unauthorized(_)) {
+                Outcome::Denied
+            } else {
+                Outcome::Failure
+            };
             let failed = event.clone().outcome(outcome).detail(e.to_string());
             if let Err(log_err) = store.write(|conn| record(conn, &failed, now)) {
                 tracing::error!(error = %log_err, "could not write the audit entry for a failed action");
@@ -126,7 +135,11 @@ pub fn audited<T>(store: &Store, event: Event, now: i64, action: impl FnOnce(&mu
 
 /// The newest `n` entries, oldest first.
 pub fn tail(conn: &mut Db, n: i64) -> Result<Vec<Entry>> {
-    let mut rows: Vec<Entry> = al::audit_log.select(Entry::as_select()).order(al::id.desc()).limit(n.max(1)).load(conn)?;
+    let mut rows: Vec<Entry> = al::audit_log
+        .select(Entry::as_select())
+        .order(al::id.desc())
+        .limit(n.max(1))
+        .load(conn)?;
     rows.reverse();
     Ok(rows)
 }
@@ -144,8 +157,18 @@ pub fn since(conn: &mut Db, since: i64, limit: i64) -> Result<Vec<Entry>> {
 /// CSV with a header, times in RFC 3339.
 pub fn write_csv(entries: &[Entry], out: impl std::io::Write) -> Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["id", "at", "actor", "action", "target", "rp_id", "outcome", "request_id", "detail"])
-        .map_err(Error::internal)?;
+    w.write_record([
+        "id",
+        "at",
+        "actor",
+        "action",
+        "target",
+        "rp_id",
+        "outcome",
+        "request_id",
+        "detail",
+    ])
+    .map_err(Error::internal)?;
     for e in entries {
         w.write_record([
             e.id.to_string(),

@@ -19,7 +19,11 @@ use crate::store::{Store, StoreOptions};
 use crate::{demo, tokens, web};
 
 #[derive(Debug, Parser)]
-#[command(name = "fedhub", version, about = "SAML 2.0 and OpenID Connect federation hub")]
+#[command(
+    name = "fedhub",
+    version,
+    about = "SAML 2.0 and OpenID Connect federation hub"
+)]
 pub struct Cli {
     /// Configuration file (default: ./fedhub.toml when present). FEDHUB_* variables override it.
     #[arg(long, global = true, env = "FEDHUB_CONFIG")]
@@ -66,9 +70,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AgencyCommand {
     /// Import agencies from CSV (header: code,name_vi[,name_en,kind,source,note]); all or nothing.
-    Import {
-        file: PathBuf,
-    },
+    Import { file: PathBuf },
     /// Import the level-1 agencies shipped with fedhub (ministries and the 34 provinces).
     ImportBuiltin,
     /// List agencies under PARENT (level 1 when omitted).
@@ -231,7 +233,10 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
                 shown.keys.at_rest_key = Some("[redacted]".into());
             }
             shown.database.url = redact_url(&shown.database.url);
-            print!("{}", toml::to_string_pretty(&shown).map_err(Error::internal)?);
+            print!(
+                "{}",
+                toml::to_string_pretty(&shown).map_err(Error::internal)?
+            );
             Ok(())
         }
         Command::Serve { no_migrate } => serve(config, no_migrate).map_err(Failure::App),
@@ -241,7 +246,11 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
                 let n = store.pending_migrations()?;
                 println!("{n} migration(s) pending");
                 if n > 0 {
-                    return Err(Error::Invalid { field: "database".into(), rule: format!("{n} migration(s) pending; run `fedhub migrate`") }.into());
+                    return Err(Error::Invalid {
+                        field: "database".into(),
+                        rule: format!("{n} migration(s) pending; run `fedhub migrate`"),
+                    }
+                    .into());
                 }
             } else {
                 let n = store.migrate()?;
@@ -249,8 +258,12 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             }
             Ok(())
         }
-        Command::Agency(cmd) => agency(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App),
-        Command::Account(cmd) => account(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App),
+        Command::Agency(cmd) => {
+            agency(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
+        Command::Account(cmd) => {
+            account(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
         Command::Audit(cmd) => audit_cmd(&open_migrated(&config)?, cmd).map_err(Failure::App),
         Command::ApiToken(cmd) => {
             let store = open_migrated(&config)?;
@@ -258,13 +271,17 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             match cmd {
                 ApiTokenCommand::Create { name } => {
                     let event = Event::new(&actor, "api_token.create").target(&name);
-                    let token = audit::audited(&store, event, now, |c| tokens::create_api_token(c, &name, now))?;
+                    let token = audit::audited(&store, event, now, |c| {
+                        tokens::create_api_token(c, &name, now)
+                    })?;
                     eprintln!("API token {name:?} created. It is shown once; store it in a secret manager.");
                     println!("{token}");
                 }
                 ApiTokenCommand::Revoke { name } => {
                     let event = Event::new(&actor, "api_token.revoke").target(&name);
-                    audit::audited(&store, event, now, |c| tokens::revoke_api_token(c, &name, now))?;
+                    audit::audited(&store, event, now, |c| {
+                        tokens::revoke_api_token(c, &name, now)
+                    })?;
                     println!("revoked {name}");
                 }
             }
@@ -276,7 +293,11 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
 
 /// Who ran the command, for the audit log.
 fn cli_actor(env: &[(String, String)]) -> String {
-    let user = env.iter().find(|(k, _)| k == "USER").map(|(_, v)| v.as_str()).unwrap_or("unknown");
+    let user = env
+        .iter()
+        .find(|(k, _)| k == "USER")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("unknown");
     format!("cli:{user}")
 }
 
@@ -312,7 +333,9 @@ fn open_migrated(config: &Config) -> Result<Store> {
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.logging.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.logging.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -321,7 +344,11 @@ pub fn init_logging(config: &Config) {
 
 fn serve(config: Config, no_migrate: bool) -> Result<()> {
     init_logging(&config);
-    if config.at_rest_key().map_err(|e| Error::invalid(e.key, e.problem))?.is_none() {
+    if config
+        .at_rest_key()
+        .map_err(|e| Error::invalid(e.key, e.problem))?
+        .is_none()
+    {
         return Err(Error::invalid(
             "keys.at_rest_key_file",
             "the hub needs a key to seal signing keys at rest: run `fedhub keys generate-at-rest-key > at-rest.key` and set keys.at_rest_key_file (or FEDHUB_KEYS_AT_REST_KEY)",
@@ -334,7 +361,10 @@ fn serve(config: Config, no_migrate: bool) -> Result<()> {
     } else {
         let pending = store.pending_migrations()?;
         if pending > 0 {
-            return Err(Error::invalid("database", format!("{pending} migration(s) pending; run `fedhub migrate`")));
+            return Err(Error::invalid(
+                "database",
+                format!("{pending} migration(s) pending; run `fedhub migrate`"),
+            ));
         }
     }
     let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
@@ -351,16 +381,26 @@ fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> 
     let out = &mut std::io::stdout();
     match cmd {
         AgencyCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::invalid("file", format!("cannot read {}: {e}", file.display())))?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Error::invalid("file", format!("cannot read {}: {e}", file.display()))
+            })?;
             let event = Event::new(actor, "agency.import").target(file.display().to_string());
-            let report = audit::audited(store, event, now, |c| agencies::import_csv(c, &text, now))?;
-            println!("imported: {} added, {} updated, {} unchanged", report.added, report.updated, report.unchanged);
+            let report =
+                audit::audited(store, event, now, |c| agencies::import_csv(c, &text, now))?;
+            println!(
+                "imported: {} added, {} updated, {} unchanged",
+                report.added, report.updated, report.unchanged
+            );
         }
         AgencyCommand::ImportBuiltin => {
             let event = Event::new(actor, "agency.import").target("builtin");
-            let report = audit::audited(store, event, now, |c| agencies::import_csv(c, agencies::BUILTIN_CSV, now))?;
-            println!("imported: {} added, {} updated, {} unchanged", report.added, report.updated, report.unchanged);
+            let report = audit::audited(store, event, now, |c| {
+                agencies::import_csv(c, agencies::BUILTIN_CSV, now)
+            })?;
+            println!(
+                "imported: {} added, {} updated, {} unchanged",
+                report.added, report.updated, report.unchanged
+            );
         }
         AgencyCommand::List { parent } => {
             let parent = parent.as_deref().map(AgencyCode::parse).transpose()?;
@@ -372,15 +412,28 @@ fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> 
         }
         AgencyCommand::Show { code } => {
             let code = AgencyCode::parse(&code)?;
-            let (a, children) = store.read(|c| Ok((agencies::get(c, &code)?, agencies::list(c, Some(&code))?)))?;
+            let (a, children) =
+                store.read(|c| Ok((agencies::get(c, &code)?, agencies::list(c, Some(&code))?)))?;
             let _ = writeln!(out, "code:     {}\nlevel:    {}\nparent:   {}\nname:     {}\nname_en:  {}\nkind:     {}\nsource:   {}\nchildren: {}",
                 a.code, a.level, a.parent_code.as_deref().unwrap_or("-"), a.name_vi, a.name_en.as_deref().unwrap_or("-"), a.kind, a.source, children.len());
             for ch in children {
                 let _ = writeln!(out, "  {}\t{}", ch.code, ch.name_vi);
             }
         }
-        AgencyCommand::Add { code, name_vi, name_en, kind } => {
-            let valid = agencies::AgencyInput { code, name_vi, name_en, kind, source: Some("local".into()) }.validate()?;
+        AgencyCommand::Add {
+            code,
+            name_vi,
+            name_en,
+            kind,
+        } => {
+            let valid = agencies::AgencyInput {
+                code,
+                name_vi,
+                name_en,
+                kind,
+                source: Some("local".into()),
+            }
+            .validate()?;
             let event = Event::new(actor, "agency.add").target(valid.code.as_str());
             let a = audit::audited(store, event, now, |c| agencies::add(c, &valid, now))?;
             println!("added {} (level {}) {}", a.code, a.level, a.name_vi);
@@ -392,13 +445,29 @@ fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> 
 fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
     let now = clock.now();
     match cmd {
-        AccountCommand::Add { kind, name, national_id, tax_code, agency_code, phone, email } => {
+        AccountCommand::Add {
+            kind,
+            name,
+            national_id,
+            tax_code,
+            agency_code,
+            phone,
+            email,
+        } => {
             let kind = match kind {
                 KindArg::Citizen => "citizen",
                 KindArg::Organisation => "organisation",
                 KindArg::Agency => "agency",
             };
-            let input = accounts::AccountInput { kind: kind.into(), display_name: name, national_id, tax_code, agency_code, phone, email };
+            let input = accounts::AccountInput {
+                kind: kind.into(),
+                display_name: name,
+                national_id,
+                tax_code,
+                agency_code,
+                phone,
+                email,
+            };
             let valid = input.validate()?;
             let event = Event::new(actor, "account.add");
             let a = audit::audited(store, event, now, |c| accounts::add(c, &valid, now))?;
@@ -408,13 +477,27 @@ fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -
         AccountCommand::Find { query, limit } => {
             let rows = store.read(|c| accounts::find(c, &query, limit))?;
             for a in &rows {
-                println!("{}\t{}\t{}\t{}\t{}", a.id, a.kind, a.display_name, a.national_id.as_deref().or(a.tax_code.as_deref()).or(a.agency_code.as_deref()).unwrap_or("-"), a.phone.as_deref().unwrap_or("-"));
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.kind,
+                    a.display_name,
+                    a.national_id
+                        .as_deref()
+                        .or(a.tax_code.as_deref())
+                        .or(a.agency_code.as_deref())
+                        .unwrap_or("-"),
+                    a.phone.as_deref().unwrap_or("-")
+                );
             }
             eprintln!("found {} result(s)", rows.len());
         }
         AccountCommand::Show { id } => {
             let a = store.read(|c| accounts::get(c, &id))?;
-            println!("{}", serde_json::to_string_pretty(&a).map_err(Error::internal)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&a).map_err(Error::internal)?
+            );
         }
     }
     Ok(())
@@ -425,11 +508,24 @@ fn audit_cmd(store: &Store, cmd: AuditCommand) -> Result<()> {
     match cmd {
         AuditCommand::Tail { lines } => {
             for e in store.read(|c| audit::tail(c, lines))? {
-                println!("{}\t{}\t{}\t{}\t{}\t{}", rfc3339(e.at), e.outcome, e.actor, e.action, e.target.unwrap_or_default(), e.detail.unwrap_or_default());
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    rfc3339(e.at),
+                    e.outcome,
+                    e.actor,
+                    e.action,
+                    e.target.unwrap_or_default(),
+                    e.detail.unwrap_or_default()
+                );
             }
         }
         AuditCommand::Export { since, format } => {
-            let since = parse_time(&since).ok_or_else(|| Error::invalid("since", "use RFC 3339 (2026-11-27T08:00:00Z), a date (2026-11-27) or Unix seconds"))?;
+            let since = parse_time(&since).ok_or_else(|| {
+                Error::invalid(
+                    "since",
+                    "use RFC 3339 (2026-11-27T08:00:00Z), a date (2026-11-27) or Unix seconds",
+                )
+            })?;
             let rows = store.read(|c| audit::since(c, since, i64::MAX))?;
             match format {
                 ExportFormat::Csv => audit::write_csv(&rows, out.lock())?,

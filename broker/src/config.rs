@@ -11,7 +11,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Sections of the file; an environment variable is read only if it names one of them.
-const SECTIONS: &[&str] = &["server", "database", "cookies", "sessions", "tokens", "keys", "logging"];
+const SECTIONS: &[&str] = &[
+    "server", "database", "cookies", "sessions", "tokens", "keys", "logging",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error: {key}: {problem}")]
@@ -22,7 +24,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, problem: impl Into<String>) -> Self {
-        ConfigError { key: key.to_string(), problem: problem.into() }
+        ConfigError {
+            key: key.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -115,7 +120,11 @@ pub struct CookieConfig {
 
 impl Default for CookieConfig {
     fn default() -> Self {
-        CookieConfig { secure: true, same_site: SameSite::Lax, name: "fedhub_sso".into() }
+        CookieConfig {
+            secure: true,
+            same_site: SameSite::Lax,
+            name: "fedhub_sso".into(),
+        }
     }
 }
 
@@ -188,7 +197,10 @@ impl std::fmt::Debug for KeyConfig {
         f.debug_struct("KeyConfig")
             .field("dir", &self.dir)
             .field("at_rest_key_file", &self.at_rest_key_file)
-            .field("at_rest_key", &self.at_rest_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "at_rest_key",
+                &self.at_rest_key.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -210,7 +222,10 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig { format: LogFormat::Text, level: "info".into() }
+        LoggingConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -251,7 +266,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         let url = url::Url::parse(&self.server.public_url).map_err(|e| {
-            ConfigError::new("server.public_url", format!("not a URL ({e}); e.g. https://sso.example.gov.vn"))
+            ConfigError::new(
+                "server.public_url",
+                format!("not a URL ({e}); e.g. https://sso.example.gov.vn"),
+            )
         })?;
         match url.scheme() {
             "https" => {}
@@ -262,13 +280,24 @@ impl Config {
                     "must use https:// (plain http is allowed only on 127.0.0.1/localhost)",
                 ))
             }
-            other => return Err(ConfigError::new("server.public_url", format!("unsupported scheme {other}:"))),
+            other => {
+                return Err(ConfigError::new(
+                    "server.public_url",
+                    format!("unsupported scheme {other}:"),
+                ))
+            }
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(ConfigError::new("server.public_url", "must not have a query or fragment"));
+            return Err(ConfigError::new(
+                "server.public_url",
+                "must not have a query or fragment",
+            ));
         }
         if self.server.max_body_bytes < 1024 {
-            return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
         }
         crate::store::Engine::of_url(&self.database.url)
             .map_err(|rule| ConfigError::new("database.url", rule))?;
@@ -276,7 +305,10 @@ impl Config {
             return Err(ConfigError::new("database.pool_size", "must be at least 1"));
         }
         if self.cookies.same_site == SameSite::None && !self.cookies.secure {
-            return Err(ConfigError::new("cookies.same_site", "`none` requires cookies.secure = true"));
+            return Err(ConfigError::new(
+                "cookies.same_site",
+                "`none` requires cookies.secure = true",
+            ));
         }
         if !self.cookies.secure && !is_loopback_host(&url) {
             return Err(ConfigError::new(
@@ -284,14 +316,26 @@ impl Config {
                 "may be false only when server.public_url is on 127.0.0.1/localhost",
             ));
         }
-        if self.cookies.name.is_empty() || !self.cookies.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(ConfigError::new("cookies.name", "must be non-empty ASCII letters, digits, _ or -"));
+        if self.cookies.name.is_empty()
+            || !self
+                .cookies
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::new(
+                "cookies.name",
+                "must be non-empty ASCII letters, digits, _ or -",
+            ));
         }
         let ttls = [
             ("sessions.auth_session_ttl", self.sessions.auth_session_ttl),
             ("sessions.sso_session_ttl", self.sessions.sso_session_ttl),
             ("sessions.sso_idle_timeout", self.sessions.sso_idle_timeout),
-            ("tokens.authorization_code_ttl", self.tokens.authorization_code_ttl),
+            (
+                "tokens.authorization_code_ttl",
+                self.tokens.authorization_code_ttl,
+            ),
             ("tokens.access_token_ttl", self.tokens.access_token_ttl),
             ("tokens.id_token_ttl", self.tokens.id_token_ttl),
             ("tokens.refresh_token_ttl", self.tokens.refresh_token_ttl),
@@ -303,17 +347,29 @@ impl Config {
             }
         }
         if self.tokens.authorization_code_ttl > Duration::from_secs(600) {
-            return Err(ConfigError::new("tokens.authorization_code_ttl", "must be at most 10m (RFC 6749 §4.1.2)"));
+            return Err(ConfigError::new(
+                "tokens.authorization_code_ttl",
+                "must be at most 10m (RFC 6749 §4.1.2)",
+            ));
         }
         if self.sessions.sso_idle_timeout > self.sessions.sso_session_ttl {
-            return Err(ConfigError::new("sessions.sso_idle_timeout", "must not exceed sessions.sso_session_ttl"));
+            return Err(ConfigError::new(
+                "sessions.sso_idle_timeout",
+                "must not exceed sessions.sso_session_ttl",
+            ));
         }
         if self.keys.at_rest_key.is_some() && self.keys.at_rest_key_file.is_some() {
-            return Err(ConfigError::new("keys.at_rest_key", "set either keys.at_rest_key or keys.at_rest_key_file, not both"));
+            return Err(ConfigError::new(
+                "keys.at_rest_key",
+                "set either keys.at_rest_key or keys.at_rest_key_file, not both",
+            ));
         }
         if let Some(dir) = &self.keys.dir {
             if !dir.is_dir() {
-                return Err(ConfigError::new("keys.dir", format!("{} is not a directory", dir.display())));
+                return Err(ConfigError::new(
+                    "keys.dir",
+                    format!("{} is not a directory", dir.display()),
+                ));
             }
         }
         // Only checks that a configured key is well formed; whether one is required is up to
@@ -328,7 +384,13 @@ impl Config {
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server.listen.parse().map_err(|_| {
-            ConfigError::new("server.listen", format!("{:?} is not an address:port, e.g. 127.0.0.1:8080", self.server.listen))
+            ConfigError::new(
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port, e.g. 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            )
         })
     }
 
@@ -338,7 +400,10 @@ impl Config {
             (Some(value), _) => ("keys.at_rest_key", value.clone()),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new("keys.at_rest_key_file", format!("cannot read {}: {e}", path.display()))
+                    ConfigError::new(
+                        "keys.at_rest_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
                 })?;
                 ("keys.at_rest_key_file", text)
             }
@@ -369,9 +434,13 @@ fn is_loopback_host(url: &url::Url) -> bool {
 fn env_provider(env: &[(String, String)]) -> figment::providers::Serialized<figment::value::Dict> {
     let mut sections: figment::value::Dict = figment::value::Dict::new();
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("FEDHUB_") else { continue };
+        let Some(rest) = name.strip_prefix("FEDHUB_") else {
+            continue;
+        };
         let rest = rest.to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else { continue };
+        let Some((section, key)) = rest.split_once('_') else {
+            continue;
+        };
         if !SECTIONS.contains(&section) || key.is_empty() {
             continue;
         }
@@ -403,11 +472,23 @@ fn parse_env_value(value: &str) -> figment::value::Value {
 
 /// Turns figment's error into ours, naming the key as written in the file.
 fn from_figment(e: figment::Error) -> ConfigError {
-    let key = if e.path.is_empty() { "(file)".to_string() } else { e.path.join(".") };
+    let key = if e.path.is_empty() {
+        "(file)".to_string()
+    } else {
+        e.path.join(".")
+    };
     let problem = match &e.kind {
         figment::error::Kind::UnknownField(field, expected) => {
-            let key = if e.path.is_empty() { field.clone() } else { format!("{key}.{field}") };
-            return ConfigError::new(&key, format!("unknown key; expected one of: {}", expected.join(", ")));
+            // figment's path already ends with the unknown field.
+            let key = if e.path.is_empty() {
+                field.clone()
+            } else {
+                key
+            };
+            return ConfigError::new(
+                &key,
+                format!("unknown key; expected one of: {}", expected.join(", ")),
+            );
         }
         kind => kind.to_string(),
     };
@@ -422,7 +503,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load_str(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -448,8 +532,12 @@ mod tests {
     fn environment_overrides_the_file() {
         let c = load_str(
             "[database]\nurl = \"sqlite://a.db\"\n",
-            &[("FEDHUB_DATABASE_URL", "postgres://u@127.0.0.1/x"), ("FEDHUB_DATABASE_POOL_SIZE", "3"),
-              ("FEDHUB_TOKENS_ACCESS_TOKEN_TTL", "2m"), ("FEDHUB_TEST_DATABASE_URL", "ignored")],
+            &[
+                ("FEDHUB_DATABASE_URL", "postgres://u@127.0.0.1/x"),
+                ("FEDHUB_DATABASE_POOL_SIZE", "3"),
+                ("FEDHUB_TOKENS_ACCESS_TOKEN_TTL", "2m"),
+                ("FEDHUB_TEST_DATABASE_URL", "ignored"),
+            ],
         )
         .unwrap();
         assert_eq!(c.database.url, "postgres://u@127.0.0.1/x");
@@ -470,9 +558,17 @@ mod tests {
         assert!(e.problem.contains("listen"), "{}", e.problem);
         let e = load_str("[tokens]\naccess_token_ttl = \"soon\"\n", &[]).unwrap_err();
         assert_eq!(e.key, "tokens.access_token_ttl");
-        let e = load_str("", &[("FEDHUB_SERVER_PUBLIC_URL", "http://sso.example.gov.vn")]).unwrap_err();
+        let e = load_str(
+            "",
+            &[("FEDHUB_SERVER_PUBLIC_URL", "http://sso.example.gov.vn")],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "server.public_url");
-        let e = load_str("[cookies]\nsecure = false\n[server]\npublic_url = \"https://sso.gov.vn\"\n", &[]).unwrap_err();
+        let e = load_str(
+            "[cookies]\nsecure = false\n[server]\npublic_url = \"https://sso.gov.vn\"\n",
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.key, "cookies.secure");
         let e = load_str("[keys]\nat_rest_key = \"c2hvcnQ=\"\n", &[]).unwrap_err();
         assert_eq!(e.key, "keys.at_rest_key");

@@ -32,25 +32,79 @@ pub struct DemoArgs {
 /// Demo agencies below the shipped level-1 list: `code, name_vi, name_en`.
 const DEMO_AGENCIES: &[(&str, &str, &str)] = &[
     ("000.00.18.G12", "Cục Thuế", "Tax Department"),
-    ("000.00.01.H49", "Sở Tài chính tỉnh Quảng Ninh", "Quang Ninh Department of Finance"),
-    ("000.00.02.H49", "Sở Nội vụ tỉnh Quảng Ninh", "Quang Ninh Department of Home Affairs"),
-    ("000.01.01.H49", "Phòng Ngân sách - Sở Tài chính", "Budget Division, Department of Finance"),
-    ("000.00.01.H29", "Sở Tài chính Thành phố Hồ Chí Minh", "Ho Chi Minh City Department of Finance"),
+    (
+        "000.00.01.H49",
+        "Sở Tài chính tỉnh Quảng Ninh",
+        "Quang Ninh Department of Finance",
+    ),
+    (
+        "000.00.02.H49",
+        "Sở Nội vụ tỉnh Quảng Ninh",
+        "Quang Ninh Department of Home Affairs",
+    ),
+    (
+        "000.01.01.H49",
+        "Phòng Ngân sách - Sở Tài chính",
+        "Budget Division, Department of Finance",
+    ),
+    (
+        "000.00.01.H29",
+        "Sở Tài chính Thành phố Hồ Chí Minh",
+        "Ho Chi Minh City Department of Finance",
+    ),
 ];
 
 /// Demo accounts: `kind, name, national id / tax code / agency code, phone, email`.
 const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
-    ("citizen", "Nguyễn Văn An", "001204012345", "0912345678", "an.nguyen@example.vn"),
-    ("citizen", "Trần Thị Bình", "022195000123", "0987654321", "binh.tran@example.vn"),
-    ("citizen", "Lê Minh Cường", "079088004567", "0905123456", "cuong.le@example.vn"),
-    ("organisation", "Công ty TNHH Dịch vụ Số Hạ Long", "0101234565", "02033123456", "lienhe@halong-digital.example.vn"),
-    ("agency", "Ủy ban nhân dân tỉnh Quảng Ninh", "000.00.00.H49", "02033835555", "vanthu@quangninh.example.gov.vn"),
-    ("agency", "Sở Tài chính tỉnh Quảng Ninh", "000.00.01.H49", "02033836666", "stc@quangninh.example.gov.vn"),
+    (
+        "citizen",
+        "Nguyễn Văn An",
+        "001204012345",
+        "0912345678",
+        "an.nguyen@example.vn",
+    ),
+    (
+        "citizen",
+        "Trần Thị Bình",
+        "022195000123",
+        "0987654321",
+        "binh.tran@example.vn",
+    ),
+    (
+        "citizen",
+        "Lê Minh Cường",
+        "079088004567",
+        "0905123456",
+        "cuong.le@example.vn",
+    ),
+    (
+        "organisation",
+        "Công ty TNHH Dịch vụ Số Hạ Long",
+        "0101234565",
+        "02033123456",
+        "lienhe@halong-digital.example.vn",
+    ),
+    (
+        "agency",
+        "Ủy ban nhân dân tỉnh Quảng Ninh",
+        "000.00.00.H49",
+        "02033835555",
+        "vanthu@quangninh.example.gov.vn",
+    ),
+    (
+        "agency",
+        "Sở Tài chính tỉnh Quảng Ninh",
+        "000.00.01.H49",
+        "02033836666",
+        "stc@quangninh.example.gov.vn",
+    ),
 ];
 
 pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), Failure> {
     if !args.listen.ip().is_loopback() {
-        return Err(Error::invalid("--listen", "the demo listens on loopback only (127.0.0.1)").into());
+        return Err(
+            Error::invalid("--listen", "the demo listens on loopback only (127.0.0.1)").into(),
+        );
     }
     let mut config = Config::default();
     config.server.listen = args.listen.to_string();
@@ -66,37 +120,69 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
     let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
     // Take the port first: a used port stops the demo before it touches anything.
     let listener = runtime.block_on(web::bind(args.listen))?;
-
-    let key_file = prepare_dir(&args.data_dir)?;
-    config.keys.at_rest_key_file = Some(key_file);
-    config.database.url = format!("sqlite://{}", args.data_dir.join("demo.db").display());
-    config.validate()?;
-
-    let store = Store::connect(&config.database.url, &store_options(&config))?;
-    store.migrate()?;
-    let clock = SystemClock;
-    let api_token = seed(&store, clock.now())?;
-    print_tour(&config, &api_token);
+    let demo = prepare(&args.data_dir, config)?;
+    print_tour(&demo.config, &demo.api_token);
     if args.seed_only {
         return Ok(());
     }
-    let state = web::AppState::new(config, store, Arc::new(clock))?;
+    let state = web::AppState::new(demo.config, demo.store, Arc::new(SystemClock))?;
     runtime.block_on(web::serve(listener, state, web::shutdown_signal()))?;
     Ok(())
 }
 
+/// A seeded demo, ready to serve.
+pub struct Prepared {
+    pub config: Config,
+    pub store: Store,
+    pub api_token: String,
+}
+
+/// Fresh database and key in `data_dir`, migrated and seeded; `config` gives the rest.
+pub fn prepare(
+    data_dir: &std::path::Path,
+    mut config: Config,
+) -> std::result::Result<Prepared, Failure> {
+    let key_file = prepare_dir(data_dir)?;
+    config.keys.at_rest_key_file = Some(key_file);
+    config.database.url = format!("sqlite://{}", data_dir.join("demo.db").display());
+    config.validate()?;
+    let store = Store::connect(&config.database.url, &store_options(&config))?;
+    store.migrate()?;
+    let api_token = seed(&store, SystemClock.now())?;
+    Ok(Prepared {
+        config,
+        store,
+        api_token,
+    })
+}
+
 /// Creates the folder, removes an earlier demo database, writes a fresh at-rest key.
 fn prepare_dir(dir: &std::path::Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::invalid("--data-dir", format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::invalid(
+            "--data-dir",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
     for name in ["demo.db", "demo.db-wal", "demo.db-shm"] {
         let path = dir.join(name);
         if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| Error::invalid("--data-dir", format!("cannot remove {}: {e}", path.display())))?;
+            std::fs::remove_file(&path).map_err(|e| {
+                Error::invalid(
+                    "--data-dir",
+                    format!("cannot remove {}: {e}", path.display()),
+                )
+            })?;
         }
     }
     let key = fedhub_metadata::AtRestKey::generate_base64().map_err(Error::internal)?;
     let key_file = dir.join("at-rest.key");
-    std::fs::write(&key_file, key).map_err(|e| Error::invalid("--data-dir", format!("cannot write {}: {e}", key_file.display())))?;
+    std::fs::write(&key_file, key).map_err(|e| {
+        Error::invalid(
+            "--data-dir",
+            format!("cannot write {}: {e}", key_file.display()),
+        )
+    })?;
     Ok(key_file)
 }
 
@@ -105,7 +191,9 @@ pub fn seed(store: &Store, now: i64) -> Result<String> {
     let event = Event::new("demo", "demo.seed");
     audit::audited(store, event, now, |c| seed_directory(c, now))?;
     let event = Event::new("demo", "api_token.create").target("demo");
-    audit::audited(store, event, now, |c| tokens::create_api_token(c, "demo", now))
+    audit::audited(store, event, now, |c| {
+        tokens::create_api_token(c, "demo", now)
+    })
 }
 
 fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {

@@ -32,13 +32,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), rule: rule.into() }
+        Error::Invalid {
+            field: field.into(),
+            rule: rule.into(),
+        }
     }
     pub fn conflict(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Error::Conflict { field: field.into(), rule: rule.into() }
+        Error::Conflict {
+            field: field.into(),
+            rule: rule.into(),
+        }
     }
     pub fn not_found(what: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound { what, id: id.into() }
+        Error::NotFound {
+            what,
+            id: id.into(),
+        }
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
@@ -70,7 +79,10 @@ impl Error {
 
 impl From<IdError> for Error {
     fn from(e: IdError) -> Self {
-        Error::Invalid { field: e.kind.field().to_string(), rule: e.to_string() }
+        Error::Invalid {
+            field: e.kind.field().to_string(),
+            rule: e.to_string(),
+        }
     }
 }
 
@@ -78,7 +90,10 @@ impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as D};
         match e {
-            D::NotFound => Error::NotFound { what: "record", id: String::new() },
+            D::NotFound => Error::NotFound {
+                what: "record",
+                id: String::new(),
+            },
             D::DatabaseError(K::UniqueViolation, info) => {
                 Error::conflict(constraint_field(info.as_ref()), "already exists")
             }

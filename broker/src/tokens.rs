@@ -13,7 +13,9 @@ use crate::store::{new_id, Db};
 /// 32 random bytes, URL-safe base64, with a prefix that secret scanners can spot.
 pub fn random_secret(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| Error::Internal("random generator failed".into()))?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Internal("random generator failed".into()))?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
@@ -24,12 +26,27 @@ pub fn sha256_hex(s: &str) -> String {
 /// Creates a named API token and returns it; only its hash is kept.
 pub fn create_api_token(conn: &mut Db, name: &str, now: i64) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(Error::invalid("name", "1-64 ASCII letters, digits, '-', '_' or '.'"));
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(Error::invalid(
+            "name",
+            "1-64 ASCII letters, digits, '-', '_' or '.'",
+        ));
     }
-    let exists = t::api_tokens.filter(t::name.eq(name)).count().get_result::<i64>(conn)? > 0;
+    let exists = t::api_tokens
+        .filter(t::name.eq(name))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
     if exists {
-        return Err(Error::conflict("name", format!("an API token named {name:?} already exists")));
+        return Err(Error::conflict(
+            "name",
+            format!("an API token named {name:?} already exists"),
+        ));
     }
     let token = random_secret("fhk_")?;
     diesel::insert_into(t::api_tokens)
@@ -44,9 +61,13 @@ pub fn create_api_token(conn: &mut Db, name: &str, now: i64) -> Result<String> {
 }
 
 pub fn revoke_api_token(conn: &mut Db, name: &str, now: i64) -> Result<()> {
-    let n = diesel::update(t::api_tokens.filter(t::name.eq(name)).filter(t::revoked_at.is_null()))
-        .set(t::revoked_at.eq(Some(now)))
-        .execute(conn)?;
+    let n = diesel::update(
+        t::api_tokens
+            .filter(t::name.eq(name))
+            .filter(t::revoked_at.is_null()),
+    )
+    .set(t::revoked_at.eq(Some(now)))
+    .execute(conn)?;
     if n == 0 {
         return Err(Error::not_found("active API token", name));
     }

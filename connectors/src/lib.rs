@@ -71,7 +71,10 @@ pub struct UpstreamIdentity {
 impl UpstreamIdentity {
     /// The first value of an attribute.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.attributes
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 }
 

@@ -35,19 +35,27 @@ impl std::fmt::Debug for AtRestKey {
 
 impl AtRestKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadLength(bytes.len()))?;
-        Ok(AtRestKey { key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadLength(bytes.len()))?;
+        Ok(AtRestKey {
+            key: LessSafeKey::new(unbound),
+            rng: SystemRandom::new(),
+        })
     }
 
     pub fn from_base64(text: &str) -> Result<Self, SealError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| SealError::BadEncoding)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SealError::BadEncoding)?;
         Self::from_bytes(&bytes)
     }
 
     /// A fresh key, base64, for `fedhub keys generate-at-rest-key`.
     pub fn generate_base64() -> Result<String, SealError> {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| SealError::Random)?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| SealError::Random)?;
         Ok(STANDARD.encode(bytes))
     }
 
@@ -56,7 +64,11 @@ impl AtRestKey {
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| SealError::Random)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
         out.push(VERSION);
@@ -73,7 +85,10 @@ impl AtRestKey {
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut buf = body.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(context), &mut buf).map_err(|_| SealError::Open)?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context), &mut buf)
+            .map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
     }
 }
@@ -92,7 +107,10 @@ mod tests {
         let a = k.seal(b"kid-1", b"private key bytes").unwrap();
         let b = k.seal(b"kid-1", b"private key bytes").unwrap();
         assert_ne!(a, b, "each seal uses a new nonce");
-        assert!(!a.windows(7).any(|w| w == b"private"), "plaintext must not appear");
+        assert!(
+            !a.windows(7).any(|w| w == b"private"),
+            "plaintext must not appear"
+        );
         assert_eq!(k.open(b"kid-1", &a).unwrap(), b"private key bytes");
     }
 
@@ -110,8 +128,14 @@ mod tests {
 
     #[test]
     fn key_format_is_checked() {
-        assert_eq!(AtRestKey::from_base64("c2hvcnQ=").unwrap_err(), SealError::BadLength(5));
-        assert_eq!(AtRestKey::from_base64("not base64!").unwrap_err(), SealError::BadEncoding);
+        assert_eq!(
+            AtRestKey::from_base64("c2hvcnQ=").unwrap_err(),
+            SealError::BadLength(5)
+        );
+        assert_eq!(
+            AtRestKey::from_base64("not base64!").unwrap_err(),
+            SealError::BadEncoding
+        );
         assert_eq!(format!("{:?}", key()), "AtRestKey([redacted])");
     }
 }

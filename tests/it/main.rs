@@ -1,1 +1,11 @@
-fn main() {}
+//! fedhub integration tests: one binary. Store conformance runs on SQLite and on
+//! PostgreSQL (`FEDHUB_TEST_DATABASE_URL`, required: these tests fail rather than skip).
+
+// A test binary: a failing unwrap is a failing test, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod http;
+mod server;
+mod store;
+mod support;

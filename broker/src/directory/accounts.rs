@@ -51,7 +51,10 @@ impl AccountKind {
             "citizen" => Ok(AccountKind::Citizen),
             "organisation" | "organization" => Ok(AccountKind::Organisation),
             "agency" => Ok(AccountKind::Agency),
-            other => Err(Error::invalid("kind", format!("{other:?} is not one of: citizen, organisation, agency"))),
+            other => Err(Error::invalid(
+                "kind",
+                format!("{other:?} is not one of: citizen, organisation, agency"),
+            )),
         }
     }
 }
@@ -93,31 +96,56 @@ fn present(v: &Option<String>) -> Option<&str> {
 impl AccountInput {
     pub fn validate(&self) -> Result<ValidAccount> {
         let kind = AccountKind::parse(&self.kind)?;
-        let display_name = self.display_name.split_whitespace().collect::<Vec<_>>().join(" ");
+        let display_name = self
+            .display_name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if display_name.is_empty() {
             return Err(Error::invalid("display_name", "the name is required"));
         }
         if display_name.chars().count() > 200 {
             return Err(Error::invalid("display_name", "at most 200 characters"));
         }
-        let national_id = present(&self.national_id).map(PersonalId::parse).transpose()?;
+        let national_id = present(&self.national_id)
+            .map(PersonalId::parse)
+            .transpose()?;
         let tax_code = present(&self.tax_code).map(TaxCode::parse).transpose()?;
-        let agency_code = present(&self.agency_code).map(AgencyCode::parse).transpose()?;
+        let agency_code = present(&self.agency_code)
+            .map(AgencyCode::parse)
+            .transpose()?;
         let phone = present(&self.phone).map(Phone::parse).transpose()?;
         let email = present(&self.email).map(Email::parse).transpose()?;
         match kind {
             AccountKind::Citizen if national_id.is_none() => {
-                return Err(Error::invalid("national_id", "a citizen account needs a CCCD (12 digits) or CMND (9 digits)"))
+                return Err(Error::invalid(
+                    "national_id",
+                    "a citizen account needs a CCCD (12 digits) or CMND (9 digits)",
+                ))
             }
             AccountKind::Organisation if tax_code.is_none() => {
-                return Err(Error::invalid("tax_code", "an organisation account needs its tax code (MST)"))
+                return Err(Error::invalid(
+                    "tax_code",
+                    "an organisation account needs its tax code (MST)",
+                ))
             }
             AccountKind::Agency if agency_code.is_none() => {
-                return Err(Error::invalid("agency_code", "a state-agency account needs its agency identifier code"))
+                return Err(Error::invalid(
+                    "agency_code",
+                    "a state-agency account needs its agency identifier code",
+                ))
             }
             _ => {}
         }
-        Ok(ValidAccount { kind, display_name, national_id, tax_code, agency_code, phone, email })
+        Ok(ValidAccount {
+            kind,
+            display_name,
+            national_id,
+            tax_code,
+            agency_code,
+            phone,
+            email,
+        })
     }
 }
 
@@ -125,18 +153,31 @@ impl AccountInput {
 pub fn add(conn: &mut Db, account: &ValidAccount, now: i64) -> Result<Account> {
     if let Some(nid) = &account.national_id {
         if by_national_id(conn, nid.as_str())?.is_some() {
-            return Err(Error::conflict("national_id", "an account with this personal ID already exists"));
+            return Err(Error::conflict(
+                "national_id",
+                "an account with this personal ID already exists",
+            ));
         }
     }
     if let Some(tax) = &account.tax_code {
-        let taken = ac::accounts.filter(ac::tax_code.eq(tax.as_str())).count().get_result::<i64>(conn)? > 0;
+        let taken = ac::accounts
+            .filter(ac::tax_code.eq(tax.as_str()))
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
         if taken {
-            return Err(Error::conflict("tax_code", "an account with this tax code already exists"));
+            return Err(Error::conflict(
+                "tax_code",
+                "an account with this tax code already exists",
+            ));
         }
     }
     if let Some(code) = &account.agency_code {
         if agencies::find(conn, code)?.is_none() {
-            return Err(Error::invalid("agency_code", format!("agency {code} is not registered in the directory")));
+            return Err(Error::invalid(
+                "agency_code",
+                format!("agency {code} is not registered in the directory"),
+            ));
         }
     }
     let id = new_id();
@@ -215,11 +256,16 @@ pub fn find(conn: &mut Db, query: &str, limit: i64) -> Result<Vec<Account>> {
         let pattern = format!("%{}%", escape_like(&fold_name(q)));
         sql = sql.or_filter(ac::search_name.like(pattern).escape('\\'));
     }
-    Ok(sql.order((ac::search_name.asc(), ac::id.asc())).limit(limit.clamp(1, 500)).load(conn)?)
+    Ok(sql
+        .order((ac::search_name.asc(), ac::id.asc()))
+        .limit(limit.clamp(1, 500))
+        .load(conn)?)
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub fn count(conn: &mut Db) -> Result<i64> {

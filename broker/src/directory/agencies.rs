@@ -66,8 +66,19 @@ impl AgencyInput {
         }
         let kind = pick("kind", self.kind.as_deref(), KINDS, default_kind(&code))?;
         let source = pick("source", self.source.as_deref(), SOURCES, "local")?;
-        let name_en = self.name_en.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
-        Ok(ValidAgency { code, name_vi: name_vi.to_string(), name_en, kind, source })
+        let name_en = self
+            .name_en
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        Ok(ValidAgency {
+            code,
+            name_vi: name_vi.to_string(),
+            name_en,
+            kind,
+            source,
+        })
     }
 }
 
@@ -84,7 +95,10 @@ fn pick(field: &str, value: Option<&str>, allowed: &[&str], default: &str) -> Re
     match value.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(default.to_string()),
         Some(v) if allowed.contains(&v) => Ok(v.to_string()),
-        Some(v) => Err(Error::invalid(field, format!("{v:?} is not one of: {}", allowed.join(", ")))),
+        Some(v) => Err(Error::invalid(
+            field,
+            format!("{v:?} is not one of: {}", allowed.join(", ")),
+        )),
     }
 }
 
@@ -93,12 +107,19 @@ pub fn get(conn: &mut Db, code: &AgencyCode) -> Result<Agency> {
 }
 
 pub fn find(conn: &mut Db, code: &AgencyCode) -> Result<Option<Agency>> {
-    Ok(a::agencies.find(code.as_str()).select(Agency::as_select()).first(conn).optional()?)
+    Ok(a::agencies
+        .find(code.as_str())
+        .select(Agency::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Agencies directly under `parent`, or the level-1 agencies when `parent` is `None`.
 pub fn list(conn: &mut Db, parent: Option<&AgencyCode>) -> Result<Vec<Agency>> {
-    let query = a::agencies.select(Agency::as_select()).order(a::code.asc()).into_boxed();
+    let query = a::agencies
+        .select(Agency::as_select())
+        .order(a::code.asc())
+        .into_boxed();
     let query = match parent {
         Some(p) => query.filter(a::parent_code.eq(p.as_str().to_string())),
         None => query.filter(a::parent_code.is_null()),
@@ -113,7 +134,10 @@ pub fn count(conn: &mut Db) -> Result<i64> {
 /// Registers one agency. Its parent must already be registered.
 pub fn add(conn: &mut Db, agency: &ValidAgency, now: i64) -> Result<Agency> {
     if find(conn, &agency.code)?.is_some() {
-        return Err(Error::conflict("agency_code", format!("{} is already registered", agency.code)));
+        return Err(Error::conflict(
+            "agency_code",
+            format!("{} is already registered", agency.code),
+        ));
     }
     insert(conn, agency, now)?;
     counters::bump(conn, counters::AGENCIES)?;
@@ -126,7 +150,10 @@ fn insert(conn: &mut Db, agency: &ValidAgency, now: i64) -> Result<()> {
         if find(conn, p)?.is_none() {
             return Err(Error::invalid(
                 "agency_code",
-                format!("parent agency {p} of {} is not registered; register or import it first", agency.code),
+                format!(
+                    "parent agency {p} of {} is not registered; register or import it first",
+                    agency.code
+                ),
             ));
         }
     }
@@ -165,7 +192,10 @@ pub fn import_csv(conn: &mut Db, csv_text: &str, now: i64) -> Result<ImportRepor
         match input.validate() {
             Ok(v) => {
                 if let Some((first, _)) = by_code.get(&v.code) {
-                    problems.push(format!("line {line}: agency_code {} repeats line {first}", v.code));
+                    problems.push(format!(
+                        "line {line}: agency_code {} repeats line {first}",
+                        v.code
+                    ));
                 } else {
                     by_code.insert(v.code.clone(), (line, v));
                 }
@@ -215,13 +245,23 @@ pub fn import_csv(conn: &mut Db, csv_text: &str, now: i64) -> Result<ImportRepor
 }
 
 fn same(old: &Agency, new: &ValidAgency) -> bool {
-    old.name_vi == new.name_vi && old.name_en == new.name_en && old.kind == new.kind && old.source == new.source
+    old.name_vi == new.name_vi
+        && old.name_en == new.name_en
+        && old.kind == new.kind
+        && old.source == new.source
 }
 
 fn summarise(problems: &[String]) -> String {
     const SHOWN: usize = 20;
     let mut text = format!("{} problem(s), nothing imported: ", problems.len());
-    text.push_str(&problems.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "));
+    text.push_str(
+        &problems
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
     if problems.len() > SHOWN {
         text.push_str(&format!("; and {} more", problems.len() - SHOWN));
     }
@@ -230,11 +270,20 @@ fn summarise(problems: &[String]) -> String {
 
 /// Rows with their 1-based line numbers (the header is line 1).
 fn parse_csv(text: &str) -> Result<Vec<(usize, AgencyInput)>> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| Error::invalid("file", format!("cannot read the CSV header: {e}")))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::invalid("file", format!("cannot read the CSV header: {e}")))?
+        .clone();
     for required in ["code", "name_vi"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(Error::invalid("file", format!("the CSV header must have a `{required}` column")));
+            return Err(Error::invalid(
+                "file",
+                format!("the CSV header must have a `{required}` column"),
+            ));
         }
     }
     let mut rows = Vec::new();

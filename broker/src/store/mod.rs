@@ -80,9 +80,10 @@ struct Setup {
 impl CustomizeConnection<Db, diesel::r2d2::Error> for Setup {
     fn on_acquire(&self, conn: &mut Db) -> std::result::Result<(), diesel::r2d2::Error> {
         if let Db::Sqlite(c) = conn {
+            // busy_timeout first: connections opened together contend for the WAL switch.
             c.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 self.busy_timeout_ms
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
@@ -103,7 +104,9 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: never print it.
-        f.debug_struct("Store").field("engine", &self.engine).finish()
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -115,7 +118,10 @@ impl Store {
             Engine::Sqlite => {
                 let path = sqlite_path(url);
                 if path.is_empty() {
-                    return Err(Error::invalid("database.url", "sqlite:// needs a file path"));
+                    return Err(Error::invalid(
+                        "database.url",
+                        "sqlite:// needs a file path",
+                    ));
                 }
                 path.to_string()
             }
@@ -146,7 +152,9 @@ impl Store {
         let mut conn = self.conn()?;
         let ran = match &mut *conn {
             Db::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            Db::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+            Db::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len()),
         };
         ran.map_err(|e| Error::Internal(format!("migration failed: {e}")))
     }
@@ -200,7 +208,8 @@ impl Store {
     /// Is the database reachable and fully migrated?
     pub fn ping(&self) -> Result<()> {
         let mut conn = self.conn()?;
-        conn.batch_execute("SELECT 1").map_err(|e| Error::Unavailable(e.to_string()))?;
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
         drop(conn);
         match self.pending_migrations()? {
             0 => Ok(()),

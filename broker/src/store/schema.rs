@@ -261,6 +261,25 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(accounts -> agencies (agency_code));
+diesel::joinable!(upstream_links -> accounts (account_id));
+diesel::joinable!(upstream_links -> connectors (connector_id));
+diesel::joinable!(relying_parties -> agencies (owner_agency_code));
+diesel::joinable!(rp_connectors -> relying_parties (rp_id));
+diesel::joinable!(rp_connectors -> connectors (connector_id));
+diesel::joinable!(roles -> relying_parties (rp_id));
+diesel::joinable!(memberships -> accounts (account_id));
+diesel::joinable!(memberships -> relying_parties (rp_id));
+diesel::joinable!(memberships -> agencies (unit_agency_code));
+diesel::joinable!(membership_roles -> memberships (membership_id));
+diesel::joinable!(membership_roles -> roles (role_id));
+diesel::joinable!(admin_grants -> accounts (account_id));
+diesel::joinable!(legacy_accounts -> relying_parties (rp_id));
+diesel::joinable!(sso_sessions -> accounts (account_id));
+diesel::joinable!(sso_session_rps -> sso_sessions (sso_session_id));
+diesel::joinable!(oidc_codes -> accounts (account_id));
+diesel::joinable!(oidc_tokens -> accounts (account_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     agencies,
     accounts,

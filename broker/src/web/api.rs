@@ -18,8 +18,7 @@ use crate::directory::{accounts, agencies};
 use crate::error::Error;
 use crate::tokens;
 
-pub fn router(state: AppState) -> Router<AppState> {
-    let _ = state;
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/agencies", get(list_agencies).post(add_agency))
         .route("/agencies/{code}", get(show_agency))
@@ -38,10 +37,23 @@ pub struct ApiCaller {
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let Some(token) = header.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
-            return Err(WebError::api(Error::Unauthorized("send `Authorization: Bearer <token>`".into())));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(token) = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return Err(WebError::api(Error::Unauthorized(
+                "send `Authorization: Bearer <token>`".into(),
+            )));
         };
         let token = token.to_string();
         let now = state.clock.now();
@@ -50,7 +62,10 @@ impl FromRequestParts<AppState> for ApiCaller {
             .read_async(move |c| tokens::verify_api_token(c, &token, now))
             .await
             .map_err(WebError::api)?;
-        Ok(ApiCaller { name: format!("api-token:{name}"), request_id: request_id_of(&parts.headers) })
+        Ok(ApiCaller {
+            name: format!("api-token:{name}"),
+            request_id: request_id_of(&parts.headers),
+        })
     }
 }
 
@@ -63,9 +78,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(WebError::api(Error::invalid("content-type", "must be application/json")))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(WebError::api(Error::invalid(
+                "content-type",
+                "must be application/json",
+            ))),
             Err(e) => Err(WebError::api(Error::invalid("body", e.body_text()))),
         }
     }
@@ -81,14 +97,31 @@ async fn list_agencies(
     _caller: ApiCaller,
     Query(q): Query<ListAgencies>,
 ) -> ApiResult<Json<Vec<agencies::Agency>>> {
-    let parent = q.parent.as_deref().map(AgencyCode::parse).transpose().map_err(|e| WebError::api(e.into()))?;
-    let rows = state.store.read_async(move |c| agencies::list(c, parent.as_ref())).await.map_err(WebError::api)?;
+    let parent = q
+        .parent
+        .as_deref()
+        .map(AgencyCode::parse)
+        .transpose()
+        .map_err(|e| WebError::api(e.into()))?;
+    let rows = state
+        .store
+        .read_async(move |c| agencies::list(c, parent.as_ref()))
+        .await
+        .map_err(WebError::api)?;
     Ok(Json(rows))
 }
 
-async fn show_agency(State(state): State<AppState>, _caller: ApiCaller, Path(code): Path<String>) -> ApiResult<Json<agencies::Agency>> {
+async fn show_agency(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<agencies::Agency>> {
     let code = AgencyCode::parse(&code).map_err(|e| WebError::api(e.into()))?;
-    let row = state.store.read_async(move |c| agencies::get(c, &code)).await.map_err(WebError::api)?;
+    let row = state
+        .store
+        .read_async(move |c| agencies::get(c, &code))
+        .await
+        .map_err(WebError::api)?;
     Ok(Json(row))
 }
 
@@ -99,12 +132,16 @@ async fn add_agency(
 ) -> ApiResult<(StatusCode, Json<agencies::Agency>)> {
     let valid = input.validate().map_err(WebError::api)?;
     let now = state.clock.now();
-    let event = Event::new(&caller.name, "agency.add").target(valid.code.as_str()).request(Some(caller.request_id));
+    let event = Event::new(&caller.name, "agency.add")
+        .target(valid.code.as_str())
+        .request(Some(caller.request_id));
     let store = state.store.clone();
-    let row = tokio::task::spawn_blocking(move || audit::audited(&store, event, now, |c| agencies::add(c, &valid, now)))
-        .await
-        .map_err(|e| WebError::api(Error::internal(e)))?
-        .map_err(WebError::api)?;
+    let row = tokio::task::spawn_blocking(move || {
+        audit::audited(&store, event, now, |c| agencies::add(c, &valid, now))
+    })
+    .await
+    .map_err(|e| WebError::api(Error::internal(e)))?
+    .map_err(WebError::api)?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -121,12 +158,24 @@ async fn find_accounts(
 ) -> ApiResult<Json<Vec<accounts::Account>>> {
     let query = q.q.unwrap_or_default();
     let limit = q.limit.unwrap_or(50);
-    let rows = state.store.read_async(move |c| accounts::find(c, &query, limit)).await.map_err(WebError::api)?;
+    let rows = state
+        .store
+        .read_async(move |c| accounts::find(c, &query, limit))
+        .await
+        .map_err(WebError::api)?;
     Ok(Json(rows))
 }
 
-async fn show_account(State(state): State<AppState>, _caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Json<accounts::Account>> {
-    let row = state.store.read_async(move |c| accounts::get(c, &id)).await.map_err(WebError::api)?;
+async fn show_account(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<accounts::Account>> {
+    let row = state
+        .store
+        .read_async(move |c| accounts::get(c, &id))
+        .await
+        .map_err(WebError::api)?;
     Ok(Json(row))
 }
 
@@ -139,9 +188,11 @@ async fn add_account(
     let now = state.clock.now();
     let event = Event::new(&caller.name, "account.add").request(Some(caller.request_id));
     let store = state.store.clone();
-    let row = tokio::task::spawn_blocking(move || audit::audited(&store, event, now, |c| accounts::add(c, &valid, now)))
-        .await
-        .map_err(|e| WebError::api(Error::internal(e)))?
-        .map_err(WebError::api)?;
+    let row = tokio::task::spawn_blocking(move || {
+        audit::audited(&store, event, now, |c| accounts::add(c, &valid, now))
+    })
+    .await
+    .map_err(|e| WebError::api(Error::internal(e)))?
+    .map_err(WebError::api)?;
     Ok((StatusCode::CREATED, Json(row)))
 }

@@ -29,10 +29,16 @@ pub struct WebError {
 
 impl WebError {
     pub fn page(error: Error) -> Self {
-        WebError { error, audience: Audience::Browser }
+        WebError {
+            error,
+            audience: Audience::Browser,
+        }
     }
     pub fn api(error: Error) -> Self {
-        WebError { error, audience: Audience::Api }
+        WebError {
+            error,
+            audience: Audience::Api,
+        }
     }
 }
 
@@ -64,7 +70,9 @@ pub struct ErrorPage {
 /// What a person may see of an error: the rule they broke, never internals.
 fn public_detail(e: &Error) -> Option<String> {
     match e {
-        Error::Invalid { .. } | Error::Conflict { .. } | Error::NotFound { .. } => Some(e.to_string()),
+        Error::Invalid { .. } | Error::Conflict { .. } | Error::NotFound { .. } => {
+            Some(e.to_string())
+        }
         _ => None,
     }
 }
@@ -81,7 +89,9 @@ impl IntoResponse for WebError {
             Audience::Api => problem(status, &self.error),
             Audience::Browser => {
                 let mut res = status.into_response();
-                res.extensions_mut().insert(ErrorPage { detail: public_detail(&self.error) });
+                res.extensions_mut().insert(ErrorPage {
+                    detail: public_detail(&self.error),
+                });
                 res
             }
         }
@@ -106,7 +116,16 @@ fn problem(status: StatusCode, e: &Error) -> Response {
         body["detail"] = json!(why);
     }
     let mut res = (status, body.to_string()).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"fedhub-admin\""),
+        );
+    }
     res
 }
 
@@ -116,9 +135,18 @@ fn keys_for(status: StatusCode) -> (&'static str, &'static str) {
         401 => ("error.unauthorized.title", "error.unauthorized.message"),
         403 => ("error.forbidden.title", "error.forbidden.message"),
         404 => ("error.not_found.title", "error.not_found.message"),
-        405 => ("error.method_not_allowed.title", "error.method_not_allowed.message"),
-        413 => ("error.payload_too_large.title", "error.payload_too_large.message"),
-        429 => ("error.too_many_requests.title", "error.too_many_requests.message"),
+        405 => (
+            "error.method_not_allowed.title",
+            "error.method_not_allowed.message",
+        ),
+        413 => (
+            "error.payload_too_large.title",
+            "error.payload_too_large.message",
+        ),
+        429 => (
+            "error.too_many_requests.title",
+            "error.too_many_requests.message",
+        ),
         408 | 503 | 504 => ("error.unavailable.title", "error.unavailable.message"),
         _ if status.is_client_error() => ("error.bad_request.title", "error.bad_request.message"),
         _ => ("error.internal.title", "error.internal.message"),
@@ -155,8 +183,15 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
         if already_problem {
             return add_request_id_to_problem(res, &page.request_id).await;
         }
-        let generic = Error::Invalid { field: "request".into(), rule: status.canonical_reason().unwrap_or("error").into() };
-        let e = if status.is_server_error() { Error::Internal(String::new()) } else { generic };
+        let generic = Error::Invalid {
+            field: "request".into(),
+            rule: status.canonical_reason().unwrap_or("error").into(),
+        };
+        let e = if status.is_server_error() {
+            Error::Internal(String::new())
+        } else {
+            generic
+        };
         let mut out = problem(status, &e);
         *out.status_mut() = status;
         return add_request_id_to_problem(out, &page.request_id).await;
@@ -174,7 +209,10 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
     match html {
         Ok(html) => {
             let mut out = (status, html).into_response();
-            out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            out.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             copy_header(&res, &mut out, header::ALLOW);
             out
         }

@@ -45,13 +45,23 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: SharedClock) -> Result<AppState> {
-        Ok(AppState { config: Arc::new(config), store, pages: Pages::load()?, clock, metrics: metrics::Metrics::new() })
+        Ok(AppState {
+            config: Arc::new(config),
+            store,
+            pages: Pages::load()?,
+            clock,
+            metrics: metrics::Metrics::new(),
+        })
     }
 }
 
 /// The request id `assign_request_id` put on the request.
 pub fn request_id_of(headers: &HeaderMap) -> String {
-    headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
 }
 
 /// Every request gets a fresh id (a client-supplied one is not trusted: it would let anyone
@@ -69,6 +79,11 @@ async fn assign_request_id(mut req: Request, next: Next) -> Response {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application with `extra` routes inside the same layers (tests add failing routes).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config.clone();
     let https = config.server.public_url.starts_with("https://");
     let mut app = Router::new()
@@ -76,7 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route("/static/fedhub.css", get(stylesheet))
         .merge(health::router())
         .merge(metrics::router())
-        .nest("/admin/api/v1", api::router(state.clone()))
+        .nest("/admin/api/v1", api::router())
+        .merge(extra)
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.server.request_timeout))
@@ -115,7 +131,11 @@ fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext {
     }
 }
 
-async fn index(State(state): State<AppState>, headers: HeaderMap, uri: http::Uri) -> Result<Html<String>, WebError> {
+async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: http::Uri,
+) -> Result<Html<String>, WebError> {
     let page = page_context(&headers, &uri);
     let html = state.pages.render(
         "index.html",
@@ -137,7 +157,10 @@ async fn stylesheet() -> Response {
 }
 
 async fn not_found(uri: http::Uri) -> WebError {
-    let e = Error::NotFound { what: "page", id: uri.path().to_string() };
+    let e = Error::NotFound {
+        what: "page",
+        id: uri.path().to_string(),
+    };
     if uri.path().starts_with("/admin/api/") {
         WebError::api(e)
     } else {
@@ -148,7 +171,11 @@ async fn not_found(uri: http::Uri) -> WebError {
 /// Binds the listener, naming the address when it cannot.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let why = if e.kind() == std::io::ErrorKind::AddrInUse { "is already in use by another program".to_string() } else { e.to_string() };
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "is already in use by another program".to_string()
+        } else {
+            e.to_string()
+        };
         Error::invalid("server.listen", format!("cannot listen on {addr}: {why}"))
     })
 }
@@ -160,10 +187,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::internal)
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::internal)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,0 +1,262 @@
+//! The CLI in-process: each class of bad input exits with its code and a message naming the
+//! field and the rule, and leaves nothing half-written.
+
+use clap::Parser;
+use fedhub::cli::{run, Cli, Failure};
+use fedhub::Error;
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "FEDHUB_DATABASE_URL".into(),
+            format!("sqlite://{}", self.dir.path().join("cli.db").display()),
+        )]
+    }
+    fn run(&self, args: &[&str]) -> Result<(), Failure> {
+        self.run_env(args, self.env())
+    }
+    fn run_env(&self, args: &[&str], env: Vec<(String, String)>) -> Result<(), Failure> {
+        let mut argv = vec!["fedhub"];
+        argv.extend_from_slice(args);
+        run(Cli::try_parse_from(argv).unwrap(), &env)
+    }
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+    fn store(&self) -> fedhub::store::Store {
+        let url = format!("sqlite://{}", self.dir.path().join("cli.db").display());
+        fedhub::store::Store::connect(&url, &Default::default()).unwrap()
+    }
+}
+
+fn invalid_field(r: Result<(), Failure>) -> String {
+    match r {
+        Err(Failure::App(e @ Error::Invalid { .. })) => {
+            assert_eq!(e.exit_code(), 2);
+            match e {
+                Error::Invalid { field, .. } => field,
+                _ => unreachable!(),
+            }
+        }
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let s = Scratch::new();
+    let mut env = s.env();
+    env.push(("FEDHUB_SERVER_LISTEN".into(), "nowhere".into()));
+    match s.run_env(&["config"], env) {
+        Err(Failure::Config(e)) => {
+            assert_eq!(e.key, "server.listen");
+            assert!(e.to_string().contains("127.0.0.1:8080"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = s.dir.path().join("missing.toml").display().to_string();
+    assert!(
+        matches!(s.run(&["--config", &missing, "config"]), Err(Failure::Config(e)) if e.key == "--config")
+    );
+    let bad = s.file("bad.toml", "[database]\nurl = 5\n");
+    assert!(
+        matches!(s.run_env(&["--config", &bad, "migrate"], vec![]), Err(Failure::Config(e)) if e.key == "database.url")
+    );
+    // The environment wins over the file: the same bad file with FEDHUB_DATABASE_URL set works.
+    s.run(&["--config", &bad, "migrate"]).unwrap();
+}
+
+#[test]
+fn bad_identifiers_are_refused_and_nothing_is_written() {
+    let s = Scratch::new();
+    let field = invalid_field(s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "citizen",
+        "--name",
+        "Nguyễn Văn An",
+        "--national-id",
+        "12345",
+    ]));
+    assert_eq!(field, "national_id");
+    let field = invalid_field(s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "organisation",
+        "--name",
+        "Công ty A",
+        "--tax-code",
+        "0101234566",
+    ]));
+    assert_eq!(field, "tax_code");
+    let field = invalid_field(s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "citizen",
+        "--name",
+        "A",
+        "--national-id",
+        "001204012345",
+        "--email",
+        "not-an-email",
+    ]));
+    assert_eq!(field, "email");
+    let field = invalid_field(s.run(&["agency", "show", "G12"]));
+    assert_eq!(field, "agency_code");
+    assert_eq!(
+        s.store().read(fedhub::directory::accounts::count).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn missing_parent_and_duplicates() {
+    let s = Scratch::new();
+    let field = invalid_field(s.run(&["agency", "add", "000.00.18.G12", "--name-vi", "Cục Thuế"]));
+    assert_eq!(field, "agency_code");
+    let csv = s.file(
+        "a.csv",
+        "code,name_vi\n000.00.00.G12,Bộ Tài chính\n000.00.05.G13,Mồ côi\n",
+    );
+    let field = invalid_field(s.run(&["agency", "import", &csv]));
+    assert_eq!(field, "file");
+    assert_eq!(
+        s.store().read(fedhub::directory::agencies::count).unwrap(),
+        0,
+        "all or nothing"
+    );
+
+    s.run(&["agency", "import-builtin"]).unwrap();
+    s.run(&["agency", "add", "000.00.18.G12", "--name-vi", "Cục Thuế"])
+        .unwrap();
+    match s.run(&["agency", "add", "000.00.18.G12", "--name-vi", "Cục Thuế"]) {
+        Err(Failure::App(e @ Error::Conflict { .. })) => assert_eq!(e.exit_code(), 2),
+        other => panic!("{other:?}"),
+    }
+    s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "citizen",
+        "--name",
+        "Nguyễn Văn An",
+        "--national-id",
+        "001204012345",
+    ])
+    .unwrap();
+    assert!(matches!(
+        s.run(&["account", "add", "--kind", "citizen", "--name", "Khác", "--national-id", "001204012345"]),
+        Err(Failure::App(Error::Conflict { field, .. })) if field == "national_id"
+    ));
+    s.run(&["account", "find", "nguyen van an"]).unwrap();
+    s.run(&["audit", "tail"]).unwrap();
+    assert_eq!(
+        invalid_field(s.run(&["audit", "export", "--since", "last week"])),
+        "since"
+    );
+    s.run(&[
+        "audit",
+        "export",
+        "--since",
+        "2020-01-01",
+        "--format",
+        "jsonl",
+    ])
+    .unwrap();
+    let entries = s.store().read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "agency.import" && e.outcome == "failure"));
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "account.add" && e.outcome == "failure"));
+}
+
+#[test]
+fn unreachable_database_exits_4() {
+    let s = Scratch::new();
+    let env = vec![
+        (
+            "FEDHUB_DATABASE_URL".to_string(),
+            "postgres://postgres@127.0.0.1:1/test".to_string(),
+        ),
+        (
+            "FEDHUB_DATABASE_CONNECT_TIMEOUT".to_string(),
+            "1s".to_string(),
+        ),
+    ];
+    match s.run_env(&["agency", "list"], env) {
+        Err(Failure::App(e @ Error::Unavailable(_))) => assert_eq!(e.exit_code(), 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_at_rest_key() {
+    let s = Scratch::new();
+    assert_eq!(invalid_field(s.run(&["serve"])), "keys.at_rest_key_file");
+}
+
+#[test]
+fn demo_refuses_a_used_port_and_touches_nothing() {
+    let s = Scratch::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = s.dir.path().join("demo");
+    let data_s = data.display().to_string();
+    match s.run(&["demo", "--listen", &addr, "--data-dir", &data_s]) {
+        Err(Failure::App(Error::Invalid { field, rule })) => {
+            assert_eq!(field, "server.listen");
+            assert!(rule.contains(&addr), "{rule}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!data.exists(), "nothing created");
+}
+
+#[test]
+fn demo_seeds_directory_and_token() {
+    let s = Scratch::new();
+    let data = s.dir.path().join("demo");
+    let data_s = data.display().to_string();
+    s.run(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_s,
+        "--seed-only",
+    ])
+    .unwrap();
+    let url = format!("sqlite://{}", data.join("demo.db").display());
+    let store = fedhub::store::Store::connect(&url, &Default::default()).unwrap();
+    assert!(store.read(fedhub::directory::accounts::count).unwrap() >= 5);
+    let found = store
+        .read(|c| fedhub::directory::accounts::find(c, "0912345678", 10))
+        .unwrap();
+    assert_eq!(found[0].display_name, "Nguyễn Văn An");
+    // Running it again starts fresh instead of failing on duplicates.
+    s.run(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_s,
+        "--seed-only",
+    ])
+    .unwrap();
+}

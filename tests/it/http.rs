@@ -1,0 +1,407 @@
+//! The HTTP edge through `Router::oneshot`: pages, problem+json, limits, headers, panics.
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use fedhub::web::{self, AppState};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::support::{self, NOW};
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn send(app: Router, req: Request<Body>) -> Reply {
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn get_req(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn app(store: &fedhub::store::Store) -> (Router, AppState) {
+    let (state, _clock) = support::app_state(store);
+    (web::router(state.clone()), state)
+}
+
+fn api_token(state: &AppState) -> String {
+    state
+        .store
+        .write(|c| fedhub::tokens::create_api_token(c, "test", NOW))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(app.clone(), get_req("/healthz")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ok");
+    let r = send(app, get_req("/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn not_ready_while_migrations_are_pending() {
+    let store = support::sqlite_unmigrated();
+    let (app, _) = app(&store);
+    let r = send(app.clone(), get_req("/readyz")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(app, get_req("/healthz")).await.status,
+        StatusCode::OK,
+        "alive but not ready"
+    );
+}
+
+#[tokio::test]
+async fn unknown_page_is_a_themed_page_in_vietnamese_with_its_reference() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(app.clone(), get_req("/khong-ton-tai")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.header("content-type").starts_with("text/html"));
+    assert!(r.body.contains("lang=\"vi\""));
+    assert!(r.body.contains("Không tìm thấy trang"), "{}", r.body);
+    let reference = r.header("x-request-id").to_string();
+    assert!(!reference.is_empty());
+    assert!(
+        r.body.contains(&reference),
+        "the page shows the reference id of the request"
+    );
+
+    let r = send(app.clone(), get_req("/khong-ton-tai?lang=en")).await;
+    assert!(
+        r.body.contains("lang=\"en\"") && r.body.contains("Page not found"),
+        "{}",
+        r.body
+    );
+    let r = send(
+        app,
+        Request::get("/nope")
+            .header("accept-language", "en-GB,en;q=0.9")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(r.body.contains("Page not found"));
+}
+
+#[tokio::test]
+async fn home_page_and_stylesheet() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(app.clone(), get_req("/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Nền tảng trao đổi định danh điện tử"));
+    assert!(r.body.contains("/static/fedhub.css"));
+    let css = send(app, get_req("/static/fedhub.css")).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.header("content-type").starts_with("text/css"));
+}
+
+#[tokio::test]
+async fn security_headers_on_every_answer() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    for path in ["/", "/healthz", "/nope"] {
+        let r = send(app.clone(), get_req(path)).await;
+        assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
+        assert!(
+            r.header("content-security-policy")
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(r.header("referrer-policy"), "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_ours_not_the_clients() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(
+        app,
+        Request::get("/healthz")
+            .header("x-request-id", "forged-by-client")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let id = r.header("x-request-id");
+    assert_ne!(id, "forged-by-client");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_with_a_page() {
+    let store = support::sqlite();
+    let (app, state) = app(&store);
+    let big = vec![b'x'; state.config.server.max_body_bytes + 1];
+    let req = Request::post("/admin/api/v1/accounts")
+        .header("content-type", "application/json")
+        .header("content-length", big.len())
+        .body(Body::from(big))
+        .unwrap();
+    let r = send(app.clone(), req).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    let big = vec![b'x'; state.config.server.max_body_bytes + 1];
+    let req = Request::post("/")
+        .header("content-length", big.len())
+        .body(Body::from(big))
+        .unwrap();
+    let r = send(app, req).await;
+    assert!(
+        r.status == StatusCode::PAYLOAD_TOO_LARGE || r.status == StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        r.status
+    );
+    assert!(r.header("content-type").starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_page_that_says_which_are_allowed() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(
+        app,
+        Request::delete("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.header("content-type").starts_with("text/html"));
+    assert!(r.header("allow").contains("GET"), "{:?}", r.headers);
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_page_with_a_reference_not_a_dropped_connection() {
+    let store = support::sqlite();
+    let (state, _) = support::app_state(&store);
+    async fn boom() -> &'static str {
+        panic!("secret internal detail")
+    }
+    let extra = Router::new().route("/boom", get(boom));
+    let app = web::router_with(state, extra);
+    let r = send(app, get_req("/boom")).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.body.contains(r.header("x-request-id")), "reference shown");
+    assert!(
+        !r.body.contains("secret internal detail"),
+        "internals stay in the log"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    send(app.clone(), get_req("/healthz")).await;
+    send(app.clone(), get_req("/no/such/page/123")).await;
+    let r = send(app, get_req("/metrics")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains(
+            "fedhub_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("/no/such/page/123"),
+        "raw paths never become labels"
+    );
+    assert!(r
+        .body
+        .contains("fedhub_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn admin_api_requires_a_valid_token() {
+    let store = support::sqlite();
+    let (app, state) = app(&store);
+    let r = send(app.clone(), get_req("/admin/api/v1/agencies")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert!(r.header("www-authenticate").starts_with("Bearer"));
+    assert_eq!(r.json()["type"], "urn:fedhub:problem:unauthorized");
+    assert!(r.json()["request_id"].is_string());
+    let r = send(
+        app.clone(),
+        Request::get("/admin/api/v1/agencies")
+            .header("authorization", "Bearer fhk_wrong")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let token = api_token(&state);
+    let r = send(
+        app,
+        Request::get("/admin/api/v1/agencies")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), serde_json::json!([]));
+}
+
+fn post_json(uri: &str, token: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn admin_api_creates_and_refuses_with_problem_json() {
+    let store = support::sqlite();
+    let (app, state) = app(&store);
+    let token = api_token(&state);
+
+    let r = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/agencies",
+            &token,
+            r#"{"code":"000.00.00.H49","name_vi":"UBND tỉnh Quảng Ninh"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["level"], 1);
+
+    let r = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/agencies",
+            &token,
+            r#"{"code":"000.00.00.H49","name_vi":"again"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.json()["field"], "agency_code");
+
+    let r = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/agencies",
+            &token,
+            r#"{"code":"000.00.00.Z1","name_vi":"x"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["field"], "agency_code");
+
+    let r = send(app.clone(), post_json("/admin/api/v1/accounts", &token, r#"{"kind":"citizen","display_name":"Lê Văn C","national_id":"001204012346","phone":"12345"}"#)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["field"], "phone");
+
+    let r = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/accounts",
+            &token,
+            r#"{"kind":"citizen","display_name":"Lê Văn C""#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["field"], "body");
+
+    let r = send(app.clone(), post_json("/admin/api/v1/accounts", &token, r#"{"kind":"citizen","display_name":"Lê Văn C","national_id":"001204012346","role":"admin"}"#)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+
+    let req = Request::post("/admin/api/v1/accounts")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from("{}"))
+        .unwrap();
+    let r = send(app.clone(), req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["field"], "content-type");
+
+    let r = send(app.clone(), post_json("/admin/api/v1/accounts", &token, r#"{"kind":"citizen","display_name":"Lê Văn C","national_id":"001204012346","phone":"0912 000 111"}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["phone"], "+84912000111");
+
+    let r = send(
+        app.clone(),
+        Request::get(format!("/admin/api/v1/accounts/{id}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["display_name"], "Lê Văn C");
+    let r = send(
+        app.clone(),
+        Request::get("/admin/api/v1/accounts?q=le%20van")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+
+    let r = send(
+        app.clone(),
+        Request::get("/admin/api/v1/nothing-here")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+
+    // Every change and every refusal is in the audit log, with the request id.
+    let entries = state.store.read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
+    assert!(actions.contains(&("agency.add", "success")));
+    assert!(actions.contains(&("agency.add", "failure")), "{actions:?}");
+    assert!(actions.contains(&("account.add", "success")));
+    assert!(entries
+        .iter()
+        .all(|e| e.actor == "api-token:test" && e.request_id.is_some()));
+}

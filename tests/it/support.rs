@@ -1,0 +1,105 @@
+//! Test stores on both engines and an in-process app.
+
+use std::sync::Arc;
+
+use fedhub::clock::ManualClock;
+use fedhub::config::Config;
+use fedhub::store::{Store, StoreOptions};
+use fedhub::web::AppState;
+
+/// 2026-11-27T00:00:00Z
+pub const NOW: i64 = 1_795_737_600;
+
+/// A store and whatever must live as long as it.
+pub struct TestStore {
+    pub store: Store,
+    _guard: Guard,
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { url: String, schema: String },
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Schema { url, schema } = self {
+            if let Ok(mut conn) = fedhub::store::establish(url) {
+                use diesel::connection::SimpleConnection;
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// A fresh SQLite database file (not :memory:, so the pool's connections share it).
+pub fn sqlite_unmigrated() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = Store::connect(&url, &StoreOptions::default()).unwrap();
+    TestStore {
+        store,
+        _guard: Guard::Dir(dir),
+    }
+}
+
+pub fn sqlite() -> TestStore {
+    let s = sqlite_unmigrated();
+    s.migrate().unwrap();
+    s
+}
+
+/// The PostgreSQL server tests run against. Required: a missing variable fails the test.
+pub fn postgres_url() -> String {
+    std::env::var("FEDHUB_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "FEDHUB_TEST_DATABASE_URL is not set. PostgreSQL tests never skip: run them through \
+             scripts/test, or set it, e.g. postgres://postgres@127.0.0.1:5432/test"
+        )
+    })
+}
+
+/// A fresh schema in the test database, migrated, dropped afterwards.
+pub fn postgres() -> TestStore {
+    use diesel::connection::SimpleConnection;
+    let base = postgres_url();
+    let schema = format!("fedhub_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = fedhub::store::establish(&base)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    let store = Store::connect(
+        &url,
+        &StoreOptions {
+            pool_size: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.migrate().unwrap();
+    TestStore {
+        store,
+        _guard: Guard::Schema { url: base, schema },
+    }
+}
+
+pub fn test_config() -> Config {
+    Config::default()
+}
+
+/// App state over `store`, with a clock tests control.
+pub fn app_state(store: &Store) -> (AppState, ManualClock) {
+    let clock = ManualClock::at(NOW);
+    let state = AppState::new(test_config(), store.clone(), Arc::new(clock.clone())).unwrap();
+    (state, clock)
+}
