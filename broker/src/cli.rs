@@ -42,7 +42,7 @@ pub enum Command {
     },
     /// Apply pending database migrations.
     Migrate {
-        /// Only report how many are pending; exit 1 if any.
+        /// Only report how many are pending; exit 2 if any.
         #[arg(long)]
         check: bool,
     },
@@ -239,7 +239,7 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             );
             Ok(())
         }
-        Command::Serve { no_migrate } => serve(config, no_migrate).map_err(Failure::App),
+        Command::Serve { no_migrate } => serve(config, no_migrate),
         Command::Migrate { check } => {
             let store = open(&config)?;
             if check {
@@ -301,13 +301,14 @@ fn cli_actor(env: &[(String, String)]) -> String {
     format!("cli:{user}")
 }
 
+/// The URL with its password replaced, for display.
 fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("[redacted]"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+        Ok(u) => match u.password() {
+            Some(pw) => url.replacen(&format!(":{pw}@"), ":[redacted]@", 1),
+            None => url.to_string(),
+        },
+        Err(_) => url.to_string(),
     }
 }
 
@@ -333,8 +334,10 @@ fn open_migrated(config: &Config) -> Result<Store> {
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.logging.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match config.logging.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -342,18 +345,19 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-fn serve(config: Config, no_migrate: bool) -> Result<()> {
+fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     init_logging(&config);
-    if config
-        .at_rest_key()
-        .map_err(|e| Error::invalid(e.key, e.problem))?
-        .is_none()
-    {
-        return Err(Error::invalid(
-            "keys.at_rest_key_file",
-            "the hub needs a key to seal signing keys at rest: run `fedhub keys generate-at-rest-key > at-rest.key` and set keys.at_rest_key_file (or FEDHUB_KEYS_AT_REST_KEY)",
-        ));
+    if config.at_rest_key()?.is_none() {
+        return Err(ConfigError {
+            key: "keys.at_rest_key_file".into(),
+            problem: "the hub needs a key to seal signing keys at rest: run `fedhub keys generate-at-rest-key > at-rest.key` and set keys.at_rest_key_file (or FEDHUB_KEYS_AT_REST_KEY)".into(),
+        }
+        .into());
     }
+    let addr = config.listen_addr()?;
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+    // Take the port before touching the database: a start that cannot listen changes nothing.
+    let listener = runtime.block_on(web::bind(addr))?;
     let store = open(&config)?;
     if config.database.migrate_on_start && !no_migrate {
         let n = store.migrate()?;
@@ -364,16 +368,17 @@ fn serve(config: Config, no_migrate: bool) -> Result<()> {
             return Err(Error::invalid(
                 "database",
                 format!("{pending} migration(s) pending; run `fedhub migrate`"),
-            ));
+            )
+            .into());
         }
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
     runtime.block_on(async move {
-        let listener = web::bind(config.listen_addr().map_err(|e| Error::invalid(e.key, e.problem))?).await?;
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
+        let grace = config.server.shutdown_grace;
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
-        web::serve(listener, state, web::shutdown_signal()).await
-    })
+        web::serve(listener, state, web::shutdown_signal(), grace).await
+    })?;
+    Ok(())
 }
 
 fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
@@ -426,16 +431,18 @@ fn agency(store: &Store, cmd: AgencyCommand, clock: &dyn Clock, actor: &str) -> 
             name_en,
             kind,
         } => {
-            let valid = agencies::AgencyInput {
+            let input = agencies::AgencyInput {
                 code,
                 name_vi,
                 name_en,
                 kind,
                 source: Some("local".into()),
-            }
-            .validate()?;
-            let event = Event::new(actor, "agency.add").target(valid.code.as_str());
-            let a = audit::audited(store, event, now, |c| agencies::add(c, &valid, now))?;
+                note: None,
+            };
+            let event = Event::new(actor, "agency.add").target(input.code.trim());
+            let a = audit::audited(store, event, now, |c| {
+                agencies::add(c, &input.validate()?, now)
+            })?;
             println!("added {} (level {}) {}", a.code, a.level, a.name_vi);
         }
     }
@@ -468,9 +475,10 @@ fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -
                 phone,
                 email,
             };
-            let valid = input.validate()?;
-            let event = Event::new(actor, "account.add");
-            let a = audit::audited(store, event, now, |c| accounts::add(c, &valid, now))?;
+            let event = Event::new(actor, "account.add").target(input.key_identifier());
+            let a = audit::audited(store, event, now, |c| {
+                accounts::add(c, &input.validate()?, now)
+            })?;
             println!("{}", a.id);
             eprintln!("added {} account {} ({})", a.kind, a.display_name, a.id);
         }
@@ -534,4 +542,18 @@ fn audit_cmd(store: &Store, cmd: AuditCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_are_redacted_for_display() {
+        assert_eq!(
+            redact_url("postgres://fedhub:s3cr%40t@db.example:5432/fedhub"),
+            "postgres://fedhub:[redacted]@db.example:5432/fedhub"
+        );
+        assert_eq!(redact_url("sqlite://fedhub.db"), "sqlite://fedhub.db");
+    }
 }

@@ -126,7 +126,8 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
         return Ok(());
     }
     let state = web::AppState::new(demo.config, demo.store, Arc::new(SystemClock))?;
-    runtime.block_on(web::serve(listener, state, web::shutdown_signal()))?;
+    let grace = state.config.server.shutdown_grace;
+    runtime.block_on(web::serve(listener, state, web::shutdown_signal(), grace))?;
     Ok(())
 }
 
@@ -205,6 +206,7 @@ fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {
             name_en: Some((*name_en).into()),
             kind: Some("unit".into()),
             source: Some("local".into()),
+            note: None,
         };
         agencies::add(conn, &input.validate()?, now)?;
     }
@@ -229,7 +231,7 @@ fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {
 fn print_tour(config: &Config, api_token: &str) {
     let base = config.base_url();
     println!(
-        "\nfedhub demo is running at {base}\n\
+        "\nfedhub demo at {base}\n\
          \n  Home page (Vietnamese):   {base}/\n  Home page (English):      {base}/?lang=en\
          \n  Themed error page:        {base}/khong-ton-tai\n  Health / readiness:       {base}/healthz  {base}/readyz\
          \n  Metrics (Prometheus):     {base}/metrics\n\

@@ -74,6 +74,11 @@ async fn not_ready_while_migrations_are_pending() {
     let r = send(app.clone(), get_req("/readyz")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
+        r.json()["status"],
+        "unavailable",
+        "probes get JSON, not the HTML page"
+    );
+    assert_eq!(
         send(app, get_req("/healthz")).await.status,
         StatusCode::OK,
         "alive but not ready"
@@ -262,6 +267,17 @@ async fn admin_api_requires_a_valid_token() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let log = state.store.read(|c| fedhub::audit::tail(c, 10)).unwrap();
+    let refused = log
+        .iter()
+        .find(|e| e.action == "api.authenticate")
+        .expect("a wrong token is audited");
+    assert_eq!(refused.outcome, "denied");
+    let logged = format!("{:?} {:?}", refused.target, refused.detail);
+    assert!(
+        !logged.contains("fhk_wrong"),
+        "the token itself is never logged"
+    );
     let token = api_token(&state);
     let r = send(
         app,
@@ -404,4 +420,10 @@ async fn admin_api_creates_and_refuses_with_problem_json() {
     assert!(entries
         .iter()
         .all(|e| e.actor == "api-token:test" && e.request_id.is_some()));
+    assert!(
+        entries.iter().any(|e| e.action == "account.add"
+            && e.outcome == "failure"
+            && e.target.as_deref() == Some("001204012346")),
+        "refused input is audited with what it named"
+    );
 }

@@ -50,9 +50,14 @@ async fn demo_serves_health_and_themed_error_pages_then_shuts_down() {
     )
     .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(fedhub::web::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(fedhub::web::serve(
+        listener,
+        state,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
 
     let (status, body) = http_get(addr, "/healthz").await;
     assert_eq!(status, 200, "{body}");
@@ -87,4 +92,41 @@ async fn a_used_port_is_named() {
         text.contains(&addr.to_string()) && text.contains("already in use"),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_requests_in_flight_only_for_the_grace_period() {
+    let store = crate::support::sqlite();
+    let (state, _) = crate::support::app_state(&store);
+    async fn stuck() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        "late"
+    }
+    let app = fedhub::web::router_with(
+        state,
+        axum::Router::new().route("/stuck", axum::routing::get(stuck)),
+    );
+    let listener = fedhub::web::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fedhub::web::serve_app(
+        listener,
+        app,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_millis(300),
+    ));
+    let client = tokio::spawn(http_get(addr, "/stuck"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    // The stuck request would take two minutes; the server stops after its grace period.
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("server stopped after the grace period")
+        .unwrap()
+        .unwrap();
+    client.abort();
 }

@@ -132,7 +132,26 @@ fn agency_import_is_all_or_nothing(store: &Store) {
     let err = store
         .write(|c| agencies::import_csv(c, "code,name\n000.00.00.G12,x\n", NOW))
         .unwrap_err();
-    assert!(err.to_string().contains("name_vi"), "{err}");
+    assert!(err.to_string().contains("unknown column `name`"), "{err}");
+    let err = store
+        .write(|c| agencies::import_csv(c, "code,name_vi,nam_en\n000.00.00.G12,x,y\n", NOW))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("nam_en"),
+        "a header typo is refused, not silently dropped: {err}"
+    );
+    // Line numbers are file lines, blank lines included.
+    let err = store
+        .write(|c| {
+            agencies::import_csv(
+                c,
+                "code,name_vi\n000.00.00.G12,Bộ Tài chính\n\n\n000.00.00.G1,x\n",
+                NOW,
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("line 5"), "{err}");
+    assert_eq!(agency_count(store), 0);
 }
 
 fn agency_import_orders_parents_and_updates(store: &Store) {
@@ -185,7 +204,7 @@ fn account_rules_leave_nothing_behind(store: &Store) {
         ..no_id.clone()
     };
     assert!(
-        matches!(bad.validate(), Err(Error::Invalid { field, .. }) if field == "cccd" || field == "national_id")
+        matches!(bad.validate(), Err(Error::Invalid { field, rule }) if field == "national_id" && rule.contains("province"))
     );
 
     let an = citizen("Nguyễn Văn An", "001204012345");

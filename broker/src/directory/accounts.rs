@@ -94,6 +94,15 @@ fn present(v: &Option<String>) -> Option<&str> {
 }
 
 impl AccountInput {
+    /// The identifier that names this account in the audit log, as given.
+    pub fn key_identifier(&self) -> String {
+        present(&self.national_id)
+            .or(present(&self.tax_code))
+            .or(present(&self.agency_code))
+            .unwrap_or(self.display_name.trim())
+            .to_string()
+    }
+
     pub fn validate(&self) -> Result<ValidAccount> {
         let kind = AccountKind::parse(&self.kind)?;
         let display_name = self
@@ -107,9 +116,11 @@ impl AccountInput {
         if display_name.chars().count() > 200 {
             return Err(Error::invalid("display_name", "at most 200 characters"));
         }
+        // Errors name the field the caller filled in, whichever rule (CCCD or CMND) failed.
         let national_id = present(&self.national_id)
             .map(PersonalId::parse)
-            .transpose()?;
+            .transpose()
+            .map_err(|e| Error::invalid("national_id", e.to_string()))?;
         let tax_code = present(&self.tax_code).map(TaxCode::parse).transpose()?;
         let agency_code = present(&self.agency_code)
             .map(AgencyCode::parse)

@@ -33,6 +33,7 @@ pub const SOURCES: &[&str] = &["official", "observed", "secondary", "derived", "
 
 /// An agency as given by a person or a file, not yet checked.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgencyInput {
     pub code: String,
     pub name_vi: String,
@@ -42,7 +43,13 @@ pub struct AgencyInput {
     pub kind: Option<String>,
     #[serde(default)]
     pub source: Option<String>,
+    /// Free text for people reading the file (e.g. why a code is uncertain); not stored.
+    #[serde(default)]
+    pub note: Option<String>,
 }
+
+/// Columns an agency CSV may have.
+pub const CSV_COLUMNS: &[&str] = &["code", "name_vi", "name_en", "kind", "source", "note"];
 
 /// An agency whose fields all passed their rules (the parent is checked against the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,16 +275,27 @@ fn summarise(problems: &[String]) -> String {
     text
 }
 
-/// Rows with their 1-based line numbers (the header is line 1).
+/// Rows with the file line each starts on (the header is line 1). Unknown columns are
+/// refused: a typo in a header would otherwise drop a column silently.
 fn parse_csv(text: &str) -> Result<Vec<(usize, AgencyInput)>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .flexible(false)
         .from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| Error::invalid("file", format!("cannot read the CSV header: {e}")))?
         .clone();
+    for column in headers.iter() {
+        if !CSV_COLUMNS.contains(&column) {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "unknown column `{column}` in the header; columns are: {}",
+                    CSV_COLUMNS.join(", ")
+                ),
+            ));
+        }
+    }
     for required in ["code", "name_vi"] {
         if !headers.iter().any(|h| h == required) {
             return Err(Error::invalid(
@@ -287,15 +305,31 @@ fn parse_csv(text: &str) -> Result<Vec<(usize, AgencyInput)>> {
         }
     }
     let mut rows = Vec::new();
-    for (i, record) in reader.deserialize::<AgencyInput>().enumerate() {
-        let line = i + 2;
-        let row = record.map_err(|e| Error::invalid("file", format!("line {line}: {e}")))?;
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::invalid("file", e.to_string()))?;
+        let line = line_of(text, record.position().map_or(0, |p| p.byte()));
+        let row: AgencyInput = record
+            .deserialize(Some(&headers))
+            .map_err(|e| Error::invalid("file", format!("line {line}: {e}")))?;
         rows.push((line, row));
     }
     if rows.is_empty() {
         return Err(Error::invalid("file", "the CSV has no rows"));
     }
     Ok(rows)
+}
+
+/// The file line a record starts on. The reader reports where it began looking, before any
+/// blank lines it skipped, so step over those first.
+fn line_of(text: &str, offset: u64) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+        at += 1;
+    }
+    1 + bytes[..at].iter().filter(|b| **b == b'\n').count()
 }
 
 /// The level-1 agencies shipped with fedhub (`data/agencies.csv`): ministries and the 34

@@ -11,7 +11,7 @@ pub mod schema;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -92,12 +92,45 @@ impl CustomizeConnection<Db, diesel::r2d2::Error> for Setup {
     }
 }
 
-pub type Pooled = PooledConnection<ConnectionManager<Db>>;
+/// Opens connections of the engine the URL names. (diesel's generic manager tries every
+/// engine in turn and reports only "invalid connection url", hiding the real cause.)
+#[derive(Debug)]
+pub struct DbManager {
+    engine: Engine,
+    target: String,
+}
+
+impl ManageConnection for DbManager {
+    type Connection = Db;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<Db, Self::Error> {
+        let conn = match self.engine {
+            Engine::Sqlite => SqliteConnection::establish(&self.target).map(Db::Sqlite),
+            Engine::Postgres => PgConnection::establish(&self.target).map(Db::Postgres),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut Db) -> std::result::Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Db) -> bool {
+        match conn {
+            Db::Sqlite(c) => c.is_broken(),
+            Db::Postgres(c) => c.is_broken(),
+        }
+    }
+}
+
+pub type Pooled = PooledConnection<DbManager>;
 
 /// The store handle: cheap to clone, shared by the server and the CLI.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<Db>>,
+    pool: Pool<DbManager>,
     engine: Engine,
 }
 
@@ -127,7 +160,7 @@ impl Store {
             }
             Engine::Postgres => url.to_string(),
         };
-        let manager = ConnectionManager::<Db>::new(target);
+        let manager = DbManager { engine, target };
         let pool = Pool::builder()
             .max_size(opts.pool_size.max(1))
             .connection_timeout(opts.connect_timeout)
@@ -269,9 +302,12 @@ pub use diesel::RunQueryDsl;
 
 /// Opens a single connection without a pool, e.g. to create a test schema.
 pub fn establish(url: &str) -> Result<Db> {
-    Db::establish(match Engine::of_url(url) {
-        Ok(Engine::Sqlite) => sqlite_path(url),
-        _ => url,
-    })
-    .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))
+    let engine = Engine::of_url(url).map_err(|rule| Error::invalid("database.url", rule))?;
+    let target = match engine {
+        Engine::Sqlite => sqlite_path(url).to_string(),
+        Engine::Postgres => url.to_string(),
+    };
+    DbManager { engine, target }
+        .connect()
+        .map_err(|e| Error::Unavailable(format!("cannot connect to the database: {e}")))
 }

@@ -57,15 +57,34 @@ impl FromRequestParts<AppState> for ApiCaller {
         };
         let token = token.to_string();
         let now = state.clock.now();
-        let name = state
+        let request_id = request_id_of(&parts.headers);
+        let verified = state
             .store
             .read_async(move |c| tokens::verify_api_token(c, &token, now))
-            .await
-            .map_err(WebError::api)?;
-        Ok(ApiCaller {
-            name: format!("api-token:{name}"),
-            request_id: request_id_of(&parts.headers),
-        })
+            .await;
+        match verified {
+            Ok(name) => Ok(ApiCaller {
+                name: format!("api-token:{name}"),
+                request_id,
+            }),
+            Err(e) => {
+                // A wrong token is a security event: record it (never the token itself).
+                if matches!(e, Error::Unauthorized(_)) {
+                    let event = Event::new("api-token:unknown", "api.authenticate")
+                        .target(format!("{} {}", parts.method, parts.uri.path()))
+                        .outcome(audit::Outcome::Denied)
+                        .request(Some(request_id));
+                    if let Err(log_err) = state
+                        .store
+                        .write_async(move |c| audit::record(c, &event, now))
+                        .await
+                    {
+                        tracing::error!(error = %log_err, "could not audit a refused API token");
+                    }
+                }
+                Err(WebError::api(e))
+            }
+        }
     }
 }
 
@@ -130,14 +149,15 @@ async fn add_agency(
     caller: ApiCaller,
     ApiJson(input): ApiJson<agencies::AgencyInput>,
 ) -> ApiResult<(StatusCode, Json<agencies::Agency>)> {
-    let valid = input.validate().map_err(WebError::api)?;
     let now = state.clock.now();
     let event = Event::new(&caller.name, "agency.add")
-        .target(valid.code.as_str())
+        .target(input.code.trim())
         .request(Some(caller.request_id));
     let store = state.store.clone();
     let row = tokio::task::spawn_blocking(move || {
-        audit::audited(&store, event, now, |c| agencies::add(c, &valid, now))
+        audit::audited(&store, event, now, |c| {
+            agencies::add(c, &input.validate()?, now)
+        })
     })
     .await
     .map_err(|e| WebError::api(Error::internal(e)))?
@@ -184,12 +204,15 @@ async fn add_account(
     caller: ApiCaller,
     ApiJson(input): ApiJson<accounts::AccountInput>,
 ) -> ApiResult<(StatusCode, Json<accounts::Account>)> {
-    let valid = input.validate().map_err(WebError::api)?;
     let now = state.clock.now();
-    let event = Event::new(&caller.name, "account.add").request(Some(caller.request_id));
+    let event = Event::new(&caller.name, "account.add")
+        .target(input.key_identifier())
+        .request(Some(caller.request_id));
     let store = state.store.clone();
     let row = tokio::task::spawn_blocking(move || {
-        audit::audited(&store, event, now, |c| accounts::add(c, &valid, now))
+        audit::audited(&store, event, now, |c| {
+            accounts::add(c, &input.validate()?, now)
+        })
     })
     .await
     .map_err(|e| WebError::api(Error::internal(e)))?

@@ -196,7 +196,12 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
         *out.status_mut() = status;
         return add_request_id_to_problem(out, &page.request_id).await;
     }
-    if already_problem {
+    // Already machine-readable (problem+json, or JSON such as /readyz): leave it alone.
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if already_problem || is_json {
         return res;
     }
     let (title_key, message_key) = keys_for(status);

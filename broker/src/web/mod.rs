@@ -180,20 +180,46 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
     })
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// Serves until `shutdown` resolves, then lets requests in flight finish for at most
+/// `grace` (a stuck client must not hold a node's restart hostage).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> Result<()> {
-    let app = router(state);
-    axum::serve(
+    serve_app(listener, router(state), shutdown, grace).await
+}
+
+/// `serve` for an already built application (tests add routes with `router_with`).
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> Result<()> {
+    let (draining, mut drain_started) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(Error::internal)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = draining.send(true);
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(Error::internal),
+        _ = drain_started.wait_for(|started| *started) => {}
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result.map_err(Error::internal),
+        Err(_) => {
+            tracing::warn!(grace = ?grace, "requests still in flight after the grace period; stopping");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
