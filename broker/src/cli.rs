@@ -506,6 +506,22 @@ fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -
                 "{}",
                 serde_json::to_string_pretty(&a).map_err(Error::internal)?
             );
+            if let Some(Ok(fedhub_identifiers::PersonalId::Cccd(cccd))) = a
+                .national_id
+                .as_deref()
+                .map(fedhub_identifiers::PersonalId::parse)
+            {
+                eprintln!(
+                    "CCCD: born {} in {} ({}), {}",
+                    cccd.birth_year(),
+                    cccd.province_name().unwrap_or("?"),
+                    cccd.province_code(),
+                    match cccd.gender() {
+                        fedhub_identifiers::Gender::Male => "male",
+                        fedhub_identifiers::Gender::Female => "female",
+                    }
+                );
+            }
         }
     }
     Ok(())

@@ -275,3 +275,29 @@ fn demo_seeds_directory_and_token() {
     ])
     .unwrap();
 }
+
+#[test]
+fn serve_without_migrating_refuses_a_database_with_pending_migrations() {
+    let s = Scratch::new();
+    let mut env = s.env();
+    env.push(("FEDHUB_KEYS_AT_REST_KEY".into(), fedhub_metadata_key()));
+    env.push(("FEDHUB_SERVER_LISTEN".into(), "127.0.0.1:0".into()));
+    match s.run_env(&["serve", "--no-migrate"], env) {
+        Err(Failure::App(Error::Invalid { field, rule })) => {
+            assert_eq!(field, "database");
+            assert!(
+                rule.contains("pending") && rule.contains("fedhub migrate"),
+                "{rule}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    s.run(&["migrate", "--check"]).unwrap_err();
+    s.run(&["migrate"]).unwrap();
+    s.run(&["migrate", "--check"]).unwrap();
+}
+
+/// A well-formed at-rest key (32 bytes, base64).
+fn fedhub_metadata_key() -> String {
+    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()
+}

@@ -427,3 +427,34 @@ async fn admin_api_creates_and_refuses_with_problem_json() {
         "refused input is audited with what it named"
     );
 }
+
+#[tokio::test]
+async fn admin_api_answers_503_problem_json_when_the_database_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+    let opts = fedhub::store::StoreOptions {
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = fedhub::store::Store::connect(&url, &opts).unwrap();
+    store.migrate().unwrap();
+    let (app, state) = app(&store);
+    let token = api_token(&state);
+    // Every connection is taken: the database is as good as unreachable for this node.
+    let held = store.conn().unwrap();
+    let r = send(
+        app.clone(),
+        Request::get("/admin/api/v1/agencies")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.json()["type"], "urn:fedhub:problem:unavailable");
+    let r = send(app, get_req("/readyz")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    drop(held);
+}

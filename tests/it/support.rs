@@ -81,7 +81,7 @@ pub fn postgres() -> TestStore {
     let store = Store::connect(
         &url,
         &StoreOptions {
-            pool_size: 4,
+            pool_size: 3, // small: the suite runs many schemas at once against one server
             ..Default::default()
         },
     )
