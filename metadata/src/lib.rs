@@ -5,3 +5,5 @@
 mod at_rest;
 
 pub use at_rest::{AtRestKey, SealError};
+
+pub mod xml;
