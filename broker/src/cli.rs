@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError, LogFormat};
 use crate::directory::{accounts, agencies};
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreOptions};
-use crate::{demo, tokens, web};
+use crate::{demo, keys, tokens, web};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -165,6 +165,29 @@ pub enum ApiTokenCommand {
 pub enum KeysCommand {
     /// Print a fresh at-rest key (base64) for keys.at_rest_key_file.
     GenerateAtRestKey,
+    /// Rotate signing keys: the published next key starts signing, the current one stays
+    /// published for keys.previous_key_grace, and a new next key is published.
+    Rotate {
+        #[arg(long, value_enum, default_value_t = PurposeArg::Saml)]
+        purpose: PurposeArg,
+    },
+    /// List signing keys and their states.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PurposeArg {
+    Saml,
+    Oidc,
+}
+
+impl From<PurposeArg> for keys::Purpose {
+    fn from(p: PurposeArg) -> Self {
+        match p {
+            PurposeArg::Saml => keys::Purpose::Saml,
+            PurposeArg::Oidc => keys::Purpose::Oidc,
+        }
+    }
 }
 
 /// Entry point of the binary.
@@ -287,7 +310,8 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             }
             Ok(())
         }
-        Command::Demo(_) | Command::Keys(_) => Ok(()),
+        Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
+        Command::Demo(_) => Ok(()),
     }
 }
 
@@ -372,6 +396,12 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
             .into());
         }
     }
+    // First start: a current key to sign with and a next key already published.
+    let vault = config
+        .at_rest_key()?
+        .ok_or_else(|| Error::internal("at-rest key vanished"))?;
+    let now = SystemClock.now();
+    store.write(|c| keys::ensure(c, &vault, keys::Purpose::Saml, config.saml_key_alg(), now))?;
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
@@ -556,6 +586,61 @@ fn audit_cmd(store: &Store, cmd: AuditCommand) -> Result<()> {
                 ExportFormat::Jsonl => audit::write_jsonl(&rows, out.lock())?,
             }
         }
+    }
+    Ok(())
+}
+
+fn keys_cmd(
+    config: &Config,
+    cmd: KeysCommand,
+    clock: &dyn Clock,
+    actor: &str,
+) -> std::result::Result<(), Failure> {
+    let store = open_migrated(config)?;
+    match cmd {
+        KeysCommand::Rotate { purpose } => {
+            let vault = config.at_rest_key()?.ok_or_else(|| ConfigError {
+                key: "keys.at_rest_key_file".into(),
+                problem: "rotating keys needs the at-rest key that seals them".into(),
+            })?;
+            let now = clock.now();
+            let grace = config.keys.previous_key_grace.as_secs() as i64;
+            let purpose = keys::Purpose::from(purpose);
+            let event = Event::new(actor, "keys.rotate").target(purpose.as_str());
+            let r = audit::audited(&store, event, now, |c| {
+                keys::rotate(c, &vault, purpose, config.saml_key_alg(), grace, now)
+            })?;
+            println!("signing with {} ({} keys)", r.current, purpose.as_str());
+            if let Some(p) = &r.previous {
+                println!(
+                    "previous {p} stays published until {}",
+                    rfc3339(now + grace)
+                );
+            }
+            println!(
+                "next {} is published and will sign after the next rotation",
+                r.next
+            );
+            for k in &r.retired {
+                println!("retired {k}");
+            }
+        }
+        KeysCommand::List => {
+            for k in store.read(keys::list)? {
+                println!(
+                    "{}\t{}\t{}\t{}\tcreated {}\t{}",
+                    k.kid,
+                    k.purpose,
+                    k.alg,
+                    k.state,
+                    rfc3339(k.created_at),
+                    k.retire_at
+                        .map(|t| format!("published until {}", rfc3339(t)))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        KeysCommand::GenerateAtRestKey => {}
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Sections of the file; an environment variable is read only if it names one of them.
 const SECTIONS: &[&str] = &[
-    "server", "database", "cookies", "sessions", "tokens", "keys", "logging",
+    "saml", "server", "database", "cookies", "sessions", "tokens", "keys", "logging",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +40,28 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
+    pub saml: SamlConfig,
     pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlConfig {
+    /// `validUntil` of the IdP metadata: SPs must refresh before then.
+    #[serde(with = "humantime_serde")]
+    pub metadata_valid_for: Duration,
+    /// `cacheDuration` of the IdP metadata: how often SPs should refresh.
+    #[serde(with = "humantime_serde")]
+    pub metadata_cache_duration: Duration,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        SamlConfig {
+            metadata_valid_for: Duration::from_secs(7 * 86_400),
+            metadata_cache_duration: Duration::from_secs(6 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,7 +201,7 @@ impl Default for TokenConfig {
     }
 }
 
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyConfig {
     /// Folder for key material the operator manages by hand (certificates, trust anchors).
@@ -190,6 +211,23 @@ pub struct KeyConfig {
     pub at_rest_key_file: Option<PathBuf>,
     /// The at-rest key itself, base64; meant for `FEDHUB_KEYS_AT_REST_KEY` from a secret store.
     pub at_rest_key: Option<String>,
+    /// How long a replaced signing key stays published after `fedhub keys rotate`.
+    #[serde(with = "humantime_serde")]
+    pub previous_key_grace: Duration,
+    /// Algorithm of new SAML signing keys: `RS256` (RSA-2048, default) or `ES256` (P-256).
+    pub saml_algorithm: String,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        KeyConfig {
+            dir: None,
+            at_rest_key_file: None,
+            at_rest_key: None,
+            previous_key_grace: Duration::from_secs(7 * 86_400),
+            saml_algorithm: "RS256".into(),
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -201,6 +239,8 @@ impl std::fmt::Debug for KeyConfig {
                 "at_rest_key",
                 &self.at_rest_key.as_ref().map(|_| "[redacted]"),
             )
+            .field("previous_key_grace", &self.previous_key_grace)
+            .field("saml_algorithm", &self.saml_algorithm)
             .finish()
     }
 }
@@ -377,6 +417,18 @@ impl Config {
         if self.keys.at_rest_key.is_some() || self.keys.at_rest_key_file.is_some() {
             self.at_rest_key()?;
         }
+        if fedhub_metadata::keys::KeyAlg::parse(&self.keys.saml_algorithm).is_none() {
+            return Err(ConfigError::new(
+                "keys.saml_algorithm",
+                "must be RS256 or ES256",
+            ));
+        }
+        if self.saml.metadata_cache_duration > self.saml.metadata_valid_for {
+            return Err(ConfigError::new(
+                "saml.metadata_cache_duration",
+                "must not exceed saml.metadata_valid_for",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level)
             .map_err(|e| ConfigError::new("logging.level", e.to_string()))?;
         Ok(())
@@ -417,6 +469,17 @@ impl Config {
     /// The public base URL without a trailing slash.
     pub fn base_url(&self) -> String {
         self.server.public_url.trim_end_matches('/').to_string()
+    }
+
+    /// The SAML algorithm for new keys (checked in `validate`).
+    pub fn saml_key_alg(&self) -> fedhub_metadata::keys::KeyAlg {
+        fedhub_metadata::keys::KeyAlg::parse(&self.keys.saml_algorithm)
+            .unwrap_or(fedhub_metadata::keys::KeyAlg::Rsa2048)
+    }
+
+    /// The hub's SAML entityID: `<public_url>/saml/metadata`.
+    pub fn saml_entity_id(&self) -> String {
+        format!("{}/saml/metadata", self.base_url())
     }
 }
 

@@ -149,7 +149,20 @@ pub fn prepare(
     config.validate()?;
     let store = Store::connect(&config.database.url, &store_options(&config))?;
     store.migrate()?;
-    let api_token = seed(&store, SystemClock.now())?;
+    let now = SystemClock.now();
+    let api_token = seed(&store, now)?;
+    let vault = config
+        .at_rest_key()?
+        .ok_or_else(|| Error::internal("demo at-rest key missing"))?;
+    store.write(|c| {
+        crate::keys::ensure(
+            c,
+            &vault,
+            crate::keys::Purpose::Saml,
+            config.saml_key_alg(),
+            now,
+        )
+    })?;
     Ok(Prepared {
         config,
         store,

@@ -11,6 +11,8 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod keys;
+pub mod saml;
 pub mod store;
 pub mod tokens;
 pub mod web;

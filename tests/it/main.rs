@@ -6,6 +6,7 @@
 
 mod cli;
 mod http;
+mod saml;
 mod server;
 mod store;
 mod support;

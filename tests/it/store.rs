@@ -38,6 +38,7 @@ conformance!(
     foreign_keys_are_enforced,
     whole_domain_schema_round_trips,
     change_counters_move,
+    signing_key_rotation,
 );
 
 fn code(s: &str) -> AgencyCode {
@@ -706,6 +707,102 @@ fn change_counters_move(store: &Store) {
             .unwrap(),
         2
     );
+}
+
+fn signing_key_rotation(store: &Store) {
+    use fedhub::keys::{self, Purpose};
+    use fedhub_metadata::keys::KeyAlg;
+    let vault = crate::support::vault();
+    let day = 86_400;
+    store
+        .write(|c| keys::ensure(c, &vault, Purpose::Saml, KeyAlg::Rsa2048, NOW))
+        .unwrap();
+    store
+        .write(|c| keys::ensure(c, &vault, Purpose::Saml, KeyAlg::Rsa2048, NOW))
+        .unwrap();
+    let states = |t: i64| -> Vec<(String, String)> {
+        store
+            .read(|c| keys::published(c, Purpose::Saml, t))
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.kid, k.state))
+            .collect()
+    };
+    let first = states(NOW);
+    assert_eq!(
+        first.len(),
+        2,
+        "ensure is idempotent: one current, one next"
+    );
+    let current = first
+        .iter()
+        .find(|(_, s)| s == "current")
+        .unwrap()
+        .0
+        .clone();
+    let next = first.iter().find(|(_, s)| s == "next").unwrap().0.clone();
+    let signer = store
+        .read(|c| keys::signer(c, &vault, Purpose::Saml))
+        .unwrap();
+    assert_eq!(signer.kid, current);
+
+    let r = store
+        .write(|c| {
+            keys::rotate(
+                c,
+                &vault,
+                Purpose::Saml,
+                KeyAlg::Rsa2048,
+                7 * day,
+                NOW + day,
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        r.current, next,
+        "the published next key is the one that starts signing"
+    );
+    assert_eq!(r.previous.as_deref(), Some(current.as_str()));
+    assert_eq!(
+        states(NOW + day).len(),
+        3,
+        "previous stays published during its grace"
+    );
+    assert_eq!(
+        store
+            .read(|c| keys::signer(c, &vault, Purpose::Saml))
+            .unwrap()
+            .kid,
+        next
+    );
+    assert_eq!(
+        states(NOW + 9 * day).len(),
+        2,
+        "and is no longer published after it"
+    );
+
+    let r = store
+        .write(|c| {
+            keys::rotate(
+                c,
+                &vault,
+                Purpose::Saml,
+                KeyAlg::Rsa2048,
+                7 * day,
+                NOW + 9 * day,
+            )
+        })
+        .unwrap();
+    assert_eq!(r.retired, vec![current.clone()]);
+    // The private key is sealed: the stored bytes do not open with another at-rest key.
+    let other = fedhub_metadata::AtRestKey::from_base64(
+        &fedhub_metadata::AtRestKey::generate_base64().unwrap(),
+    )
+    .unwrap();
+    let err = store
+        .read(|c| keys::signer(c, &other, Purpose::Saml))
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be opened"), "{err}");
 }
 
 #[test]

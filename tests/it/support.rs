@@ -93,8 +93,28 @@ pub fn postgres() -> TestStore {
     }
 }
 
+/// A fixed at-rest key for tests (32 bytes, base64).
+pub const AT_REST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+pub fn vault() -> fedhub_metadata::AtRestKey {
+    fedhub_metadata::AtRestKey::from_base64(AT_REST_KEY).unwrap()
+}
+
 pub fn test_config() -> Config {
-    Config::default()
+    let mut c = Config::default();
+    c.server.public_url = "http://127.0.0.1:8080".into();
+    c.keys.at_rest_key = Some(AT_REST_KEY.into());
+    c
+}
+
+/// App state whose SAML keys exist (as after the first `fedhub serve`).
+pub fn saml_state(store: &Store) -> (AppState, ManualClock) {
+    let (state, clock) = app_state(store);
+    let alg = state.config.saml_key_alg();
+    store
+        .write(|c| fedhub::keys::ensure(c, &vault(), fedhub::keys::Purpose::Saml, alg, NOW))
+        .unwrap();
+    (state, clock)
 }
 
 /// App state over `store`, with a clock tests control.

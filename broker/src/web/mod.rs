@@ -41,16 +41,30 @@ pub struct AppState {
     pub pages: Pages,
     pub clock: SharedClock,
     pub metrics: metrics::Metrics,
+    /// Opens the sealed signing keys; `None` when no at-rest key is configured.
+    pub vault: Option<Arc<fedhub_metadata::AtRestKey>>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: SharedClock) -> Result<AppState> {
+        let vault = config
+            .at_rest_key()
+            .map_err(|e| Error::invalid(e.key, e.problem))?
+            .map(Arc::new);
         Ok(AppState {
             config: Arc::new(config),
             store,
             pages: Pages::load()?,
             clock,
             metrics: metrics::Metrics::new(),
+            vault,
+        })
+    }
+
+    /// The at-rest key, or 503 when this node has none (it cannot sign).
+    pub fn vault(&self) -> Result<Arc<fedhub_metadata::AtRestKey>> {
+        self.vault.clone().ok_or_else(|| {
+            Error::Unavailable("no at-rest key configured: this node cannot sign".into())
         })
     }
 }
@@ -91,6 +105,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/static/fedhub.css", get(stylesheet))
         .merge(health::router())
         .merge(metrics::router())
+        .merge(crate::saml::router())
         .nest("/admin/api/v1", api::router())
         .merge(extra)
         .fallback(not_found)

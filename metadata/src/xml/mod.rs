@@ -13,6 +13,7 @@
 pub mod authn;
 pub mod guard;
 pub mod redirect;
+pub mod sign;
 pub mod sp;
 
 pub use authn::{decode_authn_request, Binding, VerifiedAuthnRequest};

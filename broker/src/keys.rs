@@ -1,0 +1,252 @@
+//! The hub's signing keys in the database, private halves sealed with the at-rest key.
+//!
+//! Life of a key: `next` (published in metadata/JWKS, signs nothing) → `current` (signs) →
+//! `previous` (still published until `retire_at`, so relying parties that cached the old
+//! metadata keep verifying) → `retired`. `rotate` moves each one step and makes a new `next`,
+//! so a key is always published before it signs anything.
+
+use diesel::prelude::*;
+use fedhub_metadata::keys::{generate, KeyAlg};
+use fedhub_metadata::AtRestKey;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::store::schema::signing_keys::dsl as sk;
+use crate::store::{counters, Db};
+
+/// What a key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Saml,
+    Oidc,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Saml => "saml",
+            Purpose::Oidc => "oidc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = crate::store::schema::signing_keys)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub purpose: String,
+    pub alg: String,
+    /// The key's certificate (DER).
+    #[serde(skip)]
+    pub public_der: Vec<u8>,
+    #[serde(skip)]
+    pub private_sealed: Vec<u8>,
+    pub state: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retire_at: Option<i64>,
+}
+
+/// The current key, opened for signing. Never printed.
+pub struct Signer {
+    pub kid: String,
+    pub alg: KeyAlg,
+    pub cert_der: Vec<u8>,
+    pub private_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Certificates stay valid for ten years: SAML peers trust the key as registered, not a CA.
+const CERT_DAYS: u32 = 3650;
+
+fn create(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    alg: KeyAlg,
+    state: &str,
+    now: i64,
+) -> Result<KeyRecord> {
+    let key = generate(
+        alg,
+        &format!("fedhub {} signing", purpose.as_str()),
+        now,
+        CERT_DAYS,
+    )
+    .map_err(Error::internal)?;
+    let sealed = vault
+        .seal(key.kid.as_bytes(), &key.private_der)
+        .map_err(Error::internal)?;
+    diesel::insert_into(sk::signing_keys)
+        .values((
+            sk::kid.eq(&key.kid),
+            sk::purpose.eq(purpose.as_str()),
+            sk::alg.eq(alg.as_str()),
+            sk::public_der.eq(&key.cert_der),
+            sk::private_sealed.eq(&sealed),
+            sk::state.eq(state),
+            sk::created_at.eq(now),
+            sk::activated_at.eq((state == "current").then_some(now)),
+        ))
+        .execute(conn)?;
+    counters::bump(conn, counters::SIGNING_KEYS)?;
+    get(conn, &key.kid)
+}
+
+pub fn get(conn: &mut Db, kid: &str) -> Result<KeyRecord> {
+    sk::signing_keys
+        .find(kid)
+        .select(KeyRecord::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found("signing key", kid))
+}
+
+fn in_state(conn: &mut Db, purpose: Purpose, state: &str) -> Result<Vec<KeyRecord>> {
+    Ok(sk::signing_keys
+        .filter(sk::purpose.eq(purpose.as_str()))
+        .filter(sk::state.eq(state))
+        .select(KeyRecord::as_select())
+        .order(sk::created_at.desc())
+        .load(conn)?)
+}
+
+/// Makes sure a `current` and a `next` key exist (first start). Idempotent.
+pub fn ensure(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    alg: KeyAlg,
+    now: i64,
+) -> Result<()> {
+    if in_state(conn, purpose, "current")?.is_empty() {
+        create(conn, vault, purpose, alg, "current", now)?;
+    }
+    if in_state(conn, purpose, "next")?.is_empty() {
+        create(conn, vault, purpose, alg, "next", now)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rotation {
+    pub current: String,
+    pub previous: Option<String>,
+    pub next: String,
+    pub retired: Vec<String>,
+}
+
+/// One rotation step: next → current, current → previous (published for `grace` seconds more),
+/// expired previous keys → retired, and a new next. Run inside one write transaction.
+pub fn rotate(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    alg: KeyAlg,
+    grace: i64,
+    now: i64,
+) -> Result<Rotation> {
+    ensure(conn, vault, purpose, alg, now)?;
+    let mut retired = Vec::new();
+    for old in in_state(conn, purpose, "previous")? {
+        if old.retire_at.is_some_and(|t| t <= now) {
+            set_state(conn, &old.kid, "retired", None, old.retire_at)?;
+            retired.push(old.kid);
+        }
+    }
+    let current = in_state(conn, purpose, "current")?;
+    let next = in_state(conn, purpose, "next")?;
+    let promoted = next
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("no next key after ensure"))?;
+    let mut previous = None;
+    for cur in current {
+        set_state(
+            conn,
+            &cur.kid,
+            "previous",
+            cur.activated_at,
+            Some(now + grace),
+        )?;
+        previous = Some(cur.kid);
+    }
+    set_state(conn, &promoted.kid, "current", Some(now), None)?;
+    let new_next = create(conn, vault, purpose, alg, "next", now)?;
+    counters::bump(conn, counters::SIGNING_KEYS)?;
+    Ok(Rotation {
+        current: promoted.kid,
+        previous,
+        next: new_next.kid,
+        retired,
+    })
+}
+
+fn set_state(
+    conn: &mut Db,
+    kid: &str,
+    state: &str,
+    activated_at: Option<i64>,
+    retire_at: Option<i64>,
+) -> Result<()> {
+    diesel::update(sk::signing_keys.find(kid))
+        .set((
+            sk::state.eq(state),
+            sk::activated_at.eq(activated_at),
+            sk::retire_at.eq(retire_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Keys to publish (metadata, JWKS): next, current, and previous ones still in their grace.
+pub fn published(conn: &mut Db, purpose: Purpose, now: i64) -> Result<Vec<KeyRecord>> {
+    let mut keys = in_state(conn, purpose, "current")?;
+    keys.extend(in_state(conn, purpose, "next")?);
+    keys.extend(
+        in_state(conn, purpose, "previous")?
+            .into_iter()
+            .filter(|k| k.retire_at.is_none_or(|t| t > now)),
+    );
+    Ok(keys)
+}
+
+/// The key that signs now, opened with the at-rest key.
+pub fn signer(conn: &mut Db, vault: &AtRestKey, purpose: Purpose) -> Result<Signer> {
+    let key = in_state(conn, purpose, "current")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "no current {} signing key; run `fedhub keys rotate`",
+                purpose.as_str()
+            ))
+        })?;
+    let private_der = vault
+        .open(key.kid.as_bytes(), &key.private_sealed)
+        .map_err(|e| Error::Internal(format!("signing key {} cannot be opened ({e}); is keys.at_rest_key the one it was sealed with?", key.kid)))?;
+    let alg = KeyAlg::parse(&key.alg)
+        .ok_or_else(|| Error::internal(format!("unknown key algorithm {}", key.alg)))?;
+    Ok(Signer {
+        kid: key.kid,
+        alg,
+        cert_der: key.public_der,
+        private_der,
+    })
+}
+
+pub fn list(conn: &mut Db) -> Result<Vec<KeyRecord>> {
+    Ok(sk::signing_keys
+        .select(KeyRecord::as_select())
+        .order((sk::purpose.asc(), sk::created_at.desc()))
+        .load(conn)?)
+}

@@ -1,0 +1,19 @@
+//! The SAML 2.0 IdP front for ministry portals: metadata now; Web SSO and single logout
+//! build on the same pieces.
+
+mod idp_metadata;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::web::AppState;
+
+pub use idp_metadata::build as build_metadata;
+
+pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/saml/metadata", get(idp_metadata::serve))
+}
