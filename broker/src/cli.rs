@@ -59,6 +59,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Relying parties: ministry portals (SAML) and gateways (OIDC).
+    #[command(subcommand)]
+    Rp(RpCommand),
     /// Admin API tokens.
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
@@ -151,6 +154,40 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RpCommand {
+    /// Register a SAML service provider from its metadata (a file or an https:// URL).
+    AddSaml {
+        #[arg(long)]
+        metadata: String,
+        /// Agency code of the agency that owns the portal.
+        #[arg(long)]
+        owner: String,
+        /// Name shown to people and admins (default: the entityID).
+        #[arg(long)]
+        name: Option<String>,
+        /// What to sign in answers (default: both).
+        #[arg(long, value_enum)]
+        sign: Option<crate::rp::saml::SignWhat>,
+        /// NameID format (default: persistent, pairwise per SP).
+        #[arg(long, value_enum)]
+        name_id: Option<crate::rp::saml::NameIdFormat>,
+        /// Encrypt assertions (default: when the metadata has an encryption key).
+        #[arg(long)]
+        encrypt: Option<bool>,
+        /// Attributes to release, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        release: Option<Vec<String>>,
+        /// Let people without an activated membership sign in.
+        #[arg(long)]
+        allow_inactive_members: bool,
+    },
+    /// List relying parties.
+    List,
+    /// Show one relying party (by id or entityID).
+    Show { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +348,9 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             Ok(())
         }
         Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
+        Command::Rp(cmd) => {
+            rp_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
         Command::Demo(_) => Ok(()),
     }
 }
@@ -585,6 +625,93 @@ fn audit_cmd(store: &Store, cmd: AuditCommand) -> Result<()> {
                 ExportFormat::Csv => audit::write_csv(&rows, out.lock())?,
                 ExportFormat::Jsonl => audit::write_jsonl(&rows, out.lock())?,
             }
+        }
+    }
+    Ok(())
+}
+
+fn read_metadata(source: &str) -> Result<(String, Option<String>)> {
+    let bytes = if source.starts_with("https://") || source.starts_with("http://") {
+        let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+        runtime.block_on(crate::fetch::get(
+            "metadata",
+            source,
+            1024 * 1024,
+            std::time::Duration::from_secs(15),
+        ))?
+    } else {
+        std::fs::read(source)
+            .map_err(|e| Error::invalid("metadata", format!("cannot read {source}: {e}")))?
+    };
+    let text = String::from_utf8(bytes).map_err(|_| Error::invalid("metadata", "not UTF-8"))?;
+    let url = source.starts_with("http").then(|| source.to_string());
+    Ok((text, url))
+}
+
+fn rp_cmd(store: &Store, cmd: RpCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    let now = clock.now();
+    match cmd {
+        RpCommand::AddSaml {
+            metadata,
+            owner,
+            name,
+            sign,
+            name_id,
+            encrypt,
+            release,
+            allow_inactive_members,
+        } => {
+            let event = Event::new(actor, "rp.add_saml").target(&metadata);
+            let (xml, url) = match read_metadata(&metadata) {
+                Ok(v) => v,
+                Err(e) => {
+                    let failed = event.outcome(audit::Outcome::Failure).detail(e.to_string());
+                    store.write(|c| audit::record(c, &failed, now))?;
+                    return Err(e);
+                }
+            };
+            let reg = crate::rp::saml::SamlRegistration {
+                metadata_xml: xml,
+                metadata_url: url,
+                owner_agency_code: owner,
+                display_name: name,
+                sign,
+                encrypt_assertion: encrypt,
+                name_id_format: name_id,
+                release,
+                require_activated_membership: Some(!allow_inactive_members),
+            };
+            let rp = audit::audited(store, event, now, |c| crate::rp::saml::add(c, &reg, now))?;
+            println!("{}", rp.id);
+            eprintln!(
+                "registered SAML service provider {} ({}), owned by {}",
+                rp.entity_id, rp.display_name, rp.owner_agency_code
+            );
+        }
+        RpCommand::List => {
+            for rp in store.read(crate::rp::list)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    rp.id, rp.protocol, rp.entity_id, rp.owner_agency_code, rp.display_name
+                );
+            }
+        }
+        RpCommand::Show { id } => {
+            let rp = store.read(|c| match crate::rp::by_entity_id(c, &id)? {
+                Some(rp) => Ok(rp),
+                None => crate::rp::get(c, &id),
+            })?;
+            let mut value = serde_json::to_value(&rp).map_err(Error::internal)?;
+            if rp.protocol == "saml" {
+                let mut s = serde_json::to_value(crate::rp::saml::settings(&rp)?)
+                    .map_err(Error::internal)?;
+                s["metadata_xml"] = serde_json::json!("(stored; see the registered metadata)");
+                value["saml"] = s;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(Error::internal)?
+            );
         }
     }
     Ok(())

@@ -8,5 +8,6 @@ mod cli;
 mod http;
 mod saml;
 mod server;
+mod sp;
 mod store;
 mod support;

@@ -146,3 +146,257 @@ async fn a_node_without_the_at_rest_key_cannot_sign_and_says_so() {
         "internal detail stays in the log"
     );
 }
+
+mod registration {
+    use clap::Parser;
+    use fedhub::cli::{run, Cli, Failure};
+    use fedhub::Error;
+
+    use crate::sp::{default_sp, TestSp};
+
+    struct Hub {
+        dir: tempfile::TempDir,
+    }
+
+    impl Hub {
+        fn new() -> Hub {
+            let hub = Hub {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            hub.run(&["agency", "import-builtin"]).unwrap();
+            hub
+        }
+        fn env(&self) -> Vec<(String, String)> {
+            vec![(
+                "FEDHUB_DATABASE_URL".into(),
+                format!("sqlite://{}", self.dir.path().join("hub.db").display()),
+            )]
+        }
+        fn run(&self, args: &[&str]) -> Result<(), Failure> {
+            let mut argv = vec!["fedhub"];
+            argv.extend_from_slice(args);
+            run(Cli::try_parse_from(argv).unwrap(), &self.env())
+        }
+        fn file(&self, name: &str, text: &str) -> String {
+            let p = self.dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        }
+        fn store(&self) -> fedhub::store::Store {
+            let url = format!("sqlite://{}", self.dir.path().join("hub.db").display());
+            fedhub::store::Store::connect(&url, &Default::default()).unwrap()
+        }
+    }
+
+    fn invalid(r: Result<(), Failure>) -> (String, String) {
+        match r {
+            Err(Failure::App(Error::Invalid { field, rule })) => (field, rule),
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_portal_registers_from_its_metadata_file_with_safe_defaults() {
+        let hub = Hub::new();
+        let sp = default_sp();
+        let md = hub.file("sp.xml", &sp.metadata());
+        hub.run(&[
+            "rp",
+            "add-saml",
+            "--metadata",
+            &md,
+            "--owner",
+            "000.00.00.G12",
+            "--name",
+            "Cổng DVC Bộ Tài chính",
+        ])
+        .unwrap();
+        let rp = hub
+            .store()
+            .read(|c| fedhub::rp::by_entity_id(c, &sp.entity_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(rp.display_name, "Cổng DVC Bộ Tài chính");
+        assert!(rp.requires_membership, "only activated members by default");
+        let s = fedhub::rp::saml::settings(&rp).unwrap();
+        assert_eq!(s.sign, fedhub::rp::saml::SignWhat::Both);
+        assert_eq!(s.name_id_format, fedhub::rp::saml::NameIdFormat::Persistent);
+        assert!(!s.encrypt_assertion, "no encryption key in this metadata");
+        assert_eq!(s.release.len(), fedhub::rp::saml::ATTRIBUTES.len());
+        let (field, _) = match hub.run(&[
+            "rp",
+            "add-saml",
+            "--metadata",
+            &md,
+            "--owner",
+            "000.00.00.G12",
+        ]) {
+            Err(Failure::App(Error::Conflict { field, rule })) => (field, rule),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field, "entity_id");
+        hub.run(&["rp", "show", &sp.entity_id]).unwrap();
+        hub.run(&["rp", "list"]).unwrap();
+    }
+
+    #[test]
+    fn bad_registrations_are_refused_and_nothing_is_stored() {
+        let hub = Hub::new();
+        let sp = default_sp();
+        let md = hub.file("sp.xml", &sp.metadata());
+        assert_eq!(
+            invalid(hub.run(&[
+                "rp",
+                "add-saml",
+                "--metadata",
+                &md,
+                "--owner",
+                "000.00.00.G99"
+            ]))
+            .0,
+            "owner_agency_code"
+        );
+        let no_key = sp.metadata().replace(
+            r#"<md:KeyDescriptor use="signing">"#,
+            r#"<md:KeyDescriptor use="encryption">"#,
+        );
+        let no_key = hub.file("nokey.xml", &no_key);
+        let (field, rule) = invalid(hub.run(&[
+            "rp",
+            "add-saml",
+            "--metadata",
+            &no_key,
+            "--owner",
+            "000.00.00.G12",
+        ]));
+        assert_eq!(field, "metadata");
+        assert!(rule.contains("signing key"), "{rule}");
+        let enc = hub.file("enc.xml", &sp.metadata());
+        assert_eq!(
+            invalid(hub.run(&[
+                "rp",
+                "add-saml",
+                "--metadata",
+                &enc,
+                "--owner",
+                "000.00.00.G12",
+                "--encrypt",
+                "true"
+            ]))
+            .0,
+            "encrypt_assertion"
+        );
+        assert_eq!(
+            invalid(hub.run(&[
+                "rp",
+                "add-saml",
+                "--metadata",
+                &enc,
+                "--owner",
+                "000.00.00.G12",
+                "--release",
+                "national_id,password"
+            ]))
+            .0,
+            "release"
+        );
+        assert_eq!(
+            invalid(hub.run(&[
+                "rp",
+                "add-saml",
+                "--metadata",
+                "http://10.0.0.1/md.xml",
+                "--owner",
+                "000.00.00.G12"
+            ]))
+            .0,
+            "metadata"
+        );
+        let doctype = hub.file("dt.xml", &format!("<!DOCTYPE x>{}", sp.metadata()));
+        assert_eq!(
+            invalid(hub.run(&[
+                "rp",
+                "add-saml",
+                "--metadata",
+                &doctype,
+                "--owner",
+                "000.00.00.G12"
+            ]))
+            .0,
+            "metadata"
+        );
+        assert!(hub.store().read(fedhub::rp::list).unwrap().is_empty());
+        let log = hub.store().read(|c| fedhub::audit::tail(c, 50)).unwrap();
+        assert!(
+            log.iter()
+                .filter(|e| e.action == "rp.add_saml" && e.outcome == "failure")
+                .count()
+                >= 5
+        );
+    }
+
+    #[test]
+    fn metadata_can_be_fetched_from_a_url() {
+        let hub = Hub::new();
+        let sp = TestSp::new(
+            "https://dvc.quangninh.example.gov.vn/sp",
+            "https://dvc.quangninh.example.gov.vn/acs",
+        );
+        let xml = sp.metadata();
+        // The SP's metadata server, on loopback, in its own runtime.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new()
+                    .route(
+                        "/metadata.xml",
+                        axum::routing::get(move || async move { xml }),
+                    )
+                    .route(
+                        "/moved",
+                        axum::routing::get(|| async {
+                            axum::response::Redirect::temporary("/metadata.xml")
+                        }),
+                    );
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(l.local_addr().unwrap()).unwrap();
+                axum::serve(l, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        let moved = format!("http://{addr}/moved");
+        let (field, rule) = invalid(hub.run(&[
+            "rp",
+            "add-saml",
+            "--metadata",
+            &moved,
+            "--owner",
+            "000.00.00.H49",
+        ]));
+        assert_eq!(field, "metadata");
+        assert!(rule.contains("307"), "redirects are not followed: {rule}");
+        let url = format!("http://{addr}/metadata.xml");
+        hub.run(&[
+            "rp",
+            "add-saml",
+            "--metadata",
+            &url,
+            "--owner",
+            "000.00.00.H49",
+        ])
+        .unwrap();
+        let rp = hub
+            .store()
+            .read(|c| fedhub::rp::by_entity_id(c, &sp.entity_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            fedhub::rp::saml::settings(&rp)
+                .unwrap()
+                .metadata_url
+                .as_deref(),
+            Some(url.as_str())
+        );
+    }
+}

@@ -24,6 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/agencies/{code}", get(show_agency))
         .route("/accounts", get(find_accounts).post(add_account))
         .route("/accounts/{id}", get(show_account))
+        .route("/relying-parties", get(list_rps))
+        .route("/relying-parties/saml", axum::routing::post(add_saml_rp))
+        .route("/relying-parties/{id}", get(show_rp))
 }
 
 type ApiResult<T> = Result<T, WebError>;
@@ -213,6 +216,79 @@ async fn add_account(
         audit::audited(&store, event, now, |c| {
             accounts::add(c, &input.validate()?, now)
         })
+    })
+    .await
+    .map_err(|e| WebError::api(Error::internal(e)))?
+    .map_err(WebError::api)?;
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+async fn list_rps(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+) -> ApiResult<Json<Vec<crate::rp::RelyingParty>>> {
+    let rows = state
+        .store
+        .read_async(crate::rp::list)
+        .await
+        .map_err(WebError::api)?;
+    Ok(Json(rows))
+}
+
+async fn show_rp(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::rp::RelyingParty>> {
+    let row = state
+        .store
+        .read_async(move |c| crate::rp::get(c, &id))
+        .await
+        .map_err(WebError::api)?;
+    Ok(Json(row))
+}
+
+/// Registers a SAML SP: `metadata_xml` inline, or `metadata_url` to fetch it from.
+async fn add_saml_rp(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(mut reg): ApiJson<crate::rp::saml::SamlRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::rp::RelyingParty>)> {
+    let now = state.clock.now();
+    let target = reg
+        .metadata_url
+        .clone()
+        .unwrap_or_else(|| "(inline metadata)".into());
+    let event = Event::new(&caller.name, "rp.add_saml")
+        .target(target)
+        .request(Some(caller.request_id));
+    if reg.metadata_xml.trim().is_empty() {
+        if let Some(url) = reg.metadata_url.clone() {
+            let fetched = crate::fetch::get(
+                "metadata_url",
+                &url,
+                1024 * 1024,
+                std::time::Duration::from_secs(15),
+            )
+            .await;
+            match fetched.and_then(|b| {
+                String::from_utf8(b).map_err(|_| Error::invalid("metadata_url", "not UTF-8"))
+            }) {
+                Ok(xml) => reg.metadata_xml = xml,
+                Err(e) => {
+                    let failed = event.outcome(audit::Outcome::Failure).detail(e.to_string());
+                    let _ = state
+                        .store
+                        .write_async(move |c| audit::record(c, &failed, now))
+                        .await;
+                    return Err(WebError::api(e));
+                }
+            }
+        }
+    }
+    let store = state.store.clone();
+    let row = tokio::task::spawn_blocking(move || {
+        audit::audited(&store, event, now, |c| crate::rp::saml::add(c, &reg, now))
     })
     .await
     .map_err(|e| WebError::api(Error::internal(e)))?

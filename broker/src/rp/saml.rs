@@ -1,0 +1,195 @@
+//! Registering a SAML service provider from its metadata, and its per-SP settings.
+
+use diesel::prelude::*;
+use fedhub_identifiers::AgencyCode;
+use fedhub_metadata::xml::{self, Limits, SpMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::RelyingParty;
+use crate::directory::agencies;
+use crate::error::{Error, Result};
+use crate::store::schema::relying_parties::dsl as rp;
+use crate::store::{counters, new_id, Db};
+
+/// What the hub signs in its answers to this SP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SignWhat {
+    Response,
+    Assertion,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NameIdFormat {
+    /// A stable identifier for this person at this SP only (the default).
+    Persistent,
+    /// A new identifier at every sign-in.
+    Transient,
+    /// The person's email address.
+    Email,
+}
+
+/// Attributes an SP may receive; see docs for their URIs and friendly names.
+pub const ATTRIBUTES: &[&str] = &[
+    "national_id",
+    "name",
+    "phone",
+    "email",
+    "account_type",
+    "agency_code",
+    "agency_name",
+    "roles",
+    "admin_level",
+];
+
+/// Per-SP settings, stored as JSON with the relying party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlSettings {
+    /// The metadata as registered (the last good copy when fetched by URL).
+    pub metadata_xml: String,
+    /// Where the metadata is refreshed from, if it was registered by URL.
+    pub metadata_url: Option<String>,
+    pub sign: SignWhat,
+    /// Encrypt the assertion (only possible when the metadata has an encryption key).
+    pub encrypt_assertion: bool,
+    pub name_id_format: NameIdFormat,
+    /// Names from [`ATTRIBUTES`] released to this SP.
+    pub release: Vec<String>,
+    /// When the metadata was last fetched or loaded (Unix seconds).
+    pub metadata_loaded_at: i64,
+}
+
+impl SamlSettings {
+    pub fn metadata(&self) -> Result<SpMetadata> {
+        xml::sp::parse(self.metadata_xml.as_bytes(), Limits::default())
+            .map_err(|e| Error::Internal(format!("stored SP metadata no longer parses: {e}")))
+    }
+}
+
+/// A registration request, as the CLI and the admin API give it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlRegistration {
+    #[serde(default)]
+    pub metadata_xml: String,
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    pub owner_agency_code: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub sign: Option<SignWhat>,
+    #[serde(default)]
+    pub encrypt_assertion: Option<bool>,
+    #[serde(default)]
+    pub name_id_format: Option<NameIdFormat>,
+    #[serde(default)]
+    pub release: Option<Vec<String>>,
+    /// Only activated members may sign in (default true).
+    #[serde(default)]
+    pub require_activated_membership: Option<bool>,
+}
+
+impl SamlRegistration {
+    /// Checks everything that does not need the database.
+    pub fn validate(&self, now: i64) -> Result<(SpMetadata, AgencyCode, SamlSettings)> {
+        let md = xml::sp::parse(self.metadata_xml.as_bytes(), Limits::default())
+            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        if md.valid_until.is_some_and(|t| t <= now) {
+            return Err(Error::invalid(
+                "metadata",
+                "validUntil is in the past: the SP must publish fresh metadata",
+            ));
+        }
+        let owner = AgencyCode::parse(&self.owner_agency_code)
+            .map_err(|e| Error::invalid("owner_agency_code", e.rule))?;
+        let encrypt = match self.encrypt_assertion {
+            Some(true) if md.encryption_certs.is_empty() => {
+                return Err(Error::invalid(
+                    "encrypt_assertion",
+                    "the metadata has no encryption key",
+                ))
+            }
+            Some(choice) => choice,
+            None => !md.encryption_certs.is_empty(),
+        };
+        let release = match &self.release {
+            Some(names) => {
+                for n in names {
+                    if !ATTRIBUTES.contains(&n.as_str()) {
+                        return Err(Error::invalid(
+                            "release",
+                            format!("unknown attribute {n:?}; known: {}", ATTRIBUTES.join(", ")),
+                        ));
+                    }
+                }
+                names.clone()
+            }
+            None => ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
+        };
+        let settings = SamlSettings {
+            metadata_xml: self.metadata_xml.clone(),
+            metadata_url: self.metadata_url.clone(),
+            sign: self.sign.unwrap_or(SignWhat::Both),
+            encrypt_assertion: encrypt,
+            name_id_format: self.name_id_format.unwrap_or(NameIdFormat::Persistent),
+            release,
+            metadata_loaded_at: now,
+        };
+        Ok((md, owner, settings))
+    }
+}
+
+/// Registers an SP. Its entityID must be new and its owner agency registered.
+pub fn add(conn: &mut Db, reg: &SamlRegistration, now: i64) -> Result<RelyingParty> {
+    let (md, owner, settings) = reg.validate(now)?;
+    if agencies::find(conn, &owner)?.is_none() {
+        return Err(Error::invalid(
+            "owner_agency_code",
+            format!("agency {owner} is not registered in the directory"),
+        ));
+    }
+    if super::by_entity_id(conn, &md.entity_id)?.is_some() {
+        return Err(Error::conflict(
+            "entity_id",
+            format!("{} is already registered", md.entity_id),
+        ));
+    }
+    let id = new_id();
+    let display_name = reg
+        .display_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| md.entity_id.clone());
+    diesel::insert_into(rp::relying_parties)
+        .values((
+            rp::id.eq(&id),
+            rp::protocol.eq("saml"),
+            rp::entity_id.eq(&md.entity_id),
+            rp::display_name.eq(display_name.trim()),
+            rp::owner_agency_code.eq(owner.as_str()),
+            rp::config.eq(serde_json::to_string(&settings).map_err(Error::internal)?),
+            rp::requires_membership.eq(reg.require_activated_membership.unwrap_or(true)),
+            rp::enabled.eq(true),
+            rp::created_at.eq(now),
+            rp::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    counters::bump(conn, counters::RELYING_PARTIES)?;
+    super::get(conn, &id)
+}
+
+/// The SAML settings of a registered SP.
+pub fn settings(rp: &RelyingParty) -> Result<SamlSettings> {
+    if rp.protocol != "saml" {
+        return Err(Error::invalid(
+            "relying_party",
+            format!("{} is not a SAML service provider", rp.entity_id),
+        ));
+    }
+    serde_json::from_str(&rp.config)
+        .map_err(|e| Error::Internal(format!("stored settings of {}: {e}", rp.entity_id)))
+}
