@@ -400,3 +400,99 @@ mod registration {
         );
     }
 }
+
+mod responses {
+    use fedhub::keys::Signer;
+    use fedhub::rp::saml::SignWhat;
+    use fedhub::saml::response::{self, AssertionData};
+    use fedhub_metadata::keys::{generate, KeyAlg};
+
+    use super::xmlsec1_verifies;
+    use crate::support::NOW;
+
+    pub fn signer(alg: KeyAlg) -> Signer {
+        let k = generate(alg, "idp", NOW - 10, 30).unwrap();
+        Signer { kid: k.kid, alg, cert_der: k.cert_der, private_der: k.private_der }
+    }
+
+    pub fn data() -> AssertionData {
+        AssertionData {
+            issuer: "http://127.0.0.1:8080/saml/metadata".into(),
+            audience: crate::sp::ENTITY.into(),
+            acs_url: crate::sp::ACS.into(),
+            in_response_to: Some("_req-1".into()),
+            name_id: "pairwise-abc".into(),
+            name_id_format: fedhub::saml::NAMEID_PERSISTENT.into(),
+            session_index: "_s1".into(),
+            authn_instant: NOW - 5,
+            authn_context_class: "urn:oasis:names:tc:SAML:2.0:ac:classes:X509".into(),
+            attributes: vec![
+                ("national_id".into(), vec!["001204012345".into()]),
+                ("name".into(), vec!["Nguyễn Văn An & <Co>".into()]),
+                ("roles".into(), vec!["Admin của Bộ".into(), "Nhóm admin đơn vị".into()]),
+                ("email".into(), vec![]),
+            ],
+            now: NOW,
+            ttl: 300,
+        }
+    }
+
+    fn assertion_alone(response: &str) -> String {
+        let start = response.find("<saml:Assertion").unwrap();
+        let end = response.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+        response[start..end].to_string()
+    }
+
+    #[test]
+    fn a_success_response_is_complete_and_both_signatures_verify_in_xmlsec1() {
+        for alg in [KeyAlg::Rsa2048, KeyAlg::EcP256] {
+            let s = signer(alg);
+            let xml = response::success(&data(), SignWhat::Both, &s).unwrap();
+            let parsed: samael::schema::Response = xml.parse().unwrap();
+            assert_eq!(parsed.in_response_to.as_deref(), Some("_req-1"));
+            assert_eq!(parsed.destination.as_deref(), Some(crate::sp::ACS));
+            let a = parsed.assertion.as_ref().unwrap();
+            let subject = a.subject.as_ref().unwrap();
+            assert_eq!(subject.name_id.as_ref().unwrap().value, "pairwise-abc");
+            let scd = subject.subject_confirmations.as_ref().unwrap()[0].subject_confirmation_data.as_ref().unwrap();
+            assert_eq!(scd.recipient.as_deref(), Some(crate::sp::ACS));
+            assert_eq!(scd.in_response_to.as_deref(), Some("_req-1"));
+            assert_eq!(scd.not_on_or_after.unwrap().timestamp(), NOW + 300);
+            let audience = &a.conditions.as_ref().unwrap().audience_restrictions.as_ref().unwrap()[0].audience[0];
+            assert_eq!(audience, crate::sp::ENTITY);
+            assert!(xml.contains("SessionIndex=\"_s1\"") && xml.contains("classes:X509"));
+            assert!(xml.contains("Nguyễn Văn An &amp; &lt;Co&gt;"), "values are escaped");
+            assert!(xml.contains("FriendlyName=\"roles\"") && xml.matches("<saml:AttributeValue>").count() == 4);
+            assert!(!xml.contains("FriendlyName=\"mail\""), "empty attributes are left out");
+
+            assert!(xmlsec1_verifies(&xml, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:protocol:Response"), "{alg:?} response signature");
+            let alone = assertion_alone(&xml);
+            assert!(xmlsec1_verifies(&alone, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"), "{alg:?} assertion signature");
+            let forged = alone.replace("001204012345", "001204099999");
+            assert!(!xmlsec1_verifies(&forged, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"));
+        }
+    }
+
+    #[test]
+    fn signing_follows_the_sp_setting() {
+        let s = signer(KeyAlg::Rsa2048);
+        let only_assertion = response::success(&data(), SignWhat::Assertion, &s).unwrap();
+        assert_eq!(only_assertion.matches("<ds:Signature ").count(), 1);
+        assert!(only_assertion.find("<ds:Signature ").unwrap() > only_assertion.find("<saml:Assertion").unwrap());
+        let only_response = response::success(&data(), SignWhat::Response, &s).unwrap();
+        assert_eq!(only_response.matches("<ds:Signature ").count(), 1);
+        assert!(only_response.find("<ds:Signature ").unwrap() < only_response.find("<saml:Assertion").unwrap());
+    }
+
+    #[test]
+    fn an_error_response_carries_the_status_and_is_signed() {
+        let s = signer(KeyAlg::Rsa2048);
+        let xml = response::failure("http://127.0.0.1:8080/saml/metadata", crate::sp::ACS, Some("_req-2"), response::STATUS_RESPONDER, Some(response::STATUS_NO_PASSIVE), Some("no session"), NOW, &s).unwrap();
+        let parsed: samael::schema::Response = xml.parse().unwrap();
+        let status = parsed.status.unwrap();
+        assert_eq!(status.status_code.value.as_deref(), Some(response::STATUS_RESPONDER));
+        assert!(xml.contains(response::STATUS_NO_PASSIVE));
+        assert!(parsed.assertion.is_none());
+        assert!(xmlsec1_verifies(&xml, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:protocol:Response"));
+    }
+}

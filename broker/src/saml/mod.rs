@@ -1,7 +1,9 @@
 //! The SAML 2.0 IdP front for ministry portals: metadata now; Web SSO and single logout
 //! build on the same pieces.
 
+pub mod attributes;
 mod idp_metadata;
+pub mod response;
 
 use axum::routing::get;
 use axum::Router;
