@@ -56,6 +56,14 @@ pub struct Signer {
     pub private_der: Vec<u8>,
 }
 
+impl Signer {
+    /// The key prepared for fast XML signing (build once per use site, sign many times).
+    pub fn xml_signer(&self) -> Result<fedhub_metadata::xml::dsig::XmlSigner> {
+        fedhub_metadata::xml::dsig::XmlSigner::new(self.alg, &self.private_der, &self.cert_der)
+            .map_err(Error::internal)
+    }
+}
+
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")

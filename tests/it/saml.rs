@@ -412,7 +412,16 @@ mod responses {
 
     pub fn signer(alg: KeyAlg) -> Signer {
         let k = generate(alg, "idp", NOW - 10, 30).unwrap();
-        Signer { kid: k.kid, alg, cert_der: k.cert_der, private_der: k.private_der }
+        Signer {
+            kid: k.kid,
+            alg,
+            cert_der: k.cert_der,
+            private_der: k.private_der,
+        }
+    }
+
+    fn xs(s: &Signer) -> fedhub_metadata::xml::dsig::XmlSigner {
+        s.xml_signer().unwrap()
     }
 
     pub fn data() -> AssertionData {
@@ -429,7 +438,10 @@ mod responses {
             attributes: vec![
                 ("national_id".into(), vec!["001204012345".into()]),
                 ("name".into(), vec!["Nguyễn Văn An & <Co>".into()]),
-                ("roles".into(), vec!["Admin của Bộ".into(), "Nhóm admin đơn vị".into()]),
+                (
+                    "roles".into(),
+                    vec!["Admin của Bộ".into(), "Nhóm admin đơn vị".into()],
+                ),
                 ("email".into(), vec![]),
             ],
             now: NOW,
@@ -447,52 +459,150 @@ mod responses {
     fn a_success_response_is_complete_and_both_signatures_verify_in_xmlsec1() {
         for alg in [KeyAlg::Rsa2048, KeyAlg::EcP256] {
             let s = signer(alg);
-            let xml = response::success(&data(), SignWhat::Both, &s).unwrap();
+            let xml = response::success(&data(), SignWhat::Both, &xs(&s)).unwrap();
             let parsed: samael::schema::Response = xml.parse().unwrap();
             assert_eq!(parsed.in_response_to.as_deref(), Some("_req-1"));
             assert_eq!(parsed.destination.as_deref(), Some(crate::sp::ACS));
             let a = parsed.assertion.as_ref().unwrap();
             let subject = a.subject.as_ref().unwrap();
             assert_eq!(subject.name_id.as_ref().unwrap().value, "pairwise-abc");
-            let scd = subject.subject_confirmations.as_ref().unwrap()[0].subject_confirmation_data.as_ref().unwrap();
+            let scd = subject.subject_confirmations.as_ref().unwrap()[0]
+                .subject_confirmation_data
+                .as_ref()
+                .unwrap();
             assert_eq!(scd.recipient.as_deref(), Some(crate::sp::ACS));
             assert_eq!(scd.in_response_to.as_deref(), Some("_req-1"));
             assert_eq!(scd.not_on_or_after.unwrap().timestamp(), NOW + 300);
-            let audience = &a.conditions.as_ref().unwrap().audience_restrictions.as_ref().unwrap()[0].audience[0];
+            let audience = &a
+                .conditions
+                .as_ref()
+                .unwrap()
+                .audience_restrictions
+                .as_ref()
+                .unwrap()[0]
+                .audience[0];
             assert_eq!(audience, crate::sp::ENTITY);
             assert!(xml.contains("SessionIndex=\"_s1\"") && xml.contains("classes:X509"));
-            assert!(xml.contains("Nguyễn Văn An &amp; &lt;Co&gt;"), "values are escaped");
-            assert!(xml.contains("FriendlyName=\"roles\"") && xml.matches("<saml:AttributeValue>").count() == 4);
-            assert!(!xml.contains("FriendlyName=\"mail\""), "empty attributes are left out");
+            assert!(
+                xml.contains("Nguyễn Văn An &amp; &lt;Co&gt;"),
+                "values are escaped"
+            );
+            assert!(
+                xml.contains("FriendlyName=\"roles\"")
+                    && xml.matches("<saml:AttributeValue>").count() == 4
+            );
+            assert!(
+                !xml.contains("FriendlyName=\"mail\""),
+                "empty attributes are left out"
+            );
 
-            assert!(xmlsec1_verifies(&xml, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:protocol:Response"), "{alg:?} response signature");
+            assert!(
+                xmlsec1_verifies(
+                    &xml,
+                    &s.cert_der,
+                    "urn:oasis:names:tc:SAML:2.0:protocol:Response"
+                ),
+                "{alg:?} response signature"
+            );
             let alone = assertion_alone(&xml);
-            assert!(xmlsec1_verifies(&alone, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"), "{alg:?} assertion signature");
+            assert!(
+                xmlsec1_verifies(
+                    &alone,
+                    &s.cert_der,
+                    "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
+                ),
+                "{alg:?} assertion signature"
+            );
             let forged = alone.replace("001204012345", "001204099999");
-            assert!(!xmlsec1_verifies(&forged, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"));
+            assert!(!xmlsec1_verifies(
+                &forged,
+                &s.cert_der,
+                "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
+            ));
         }
+    }
+
+    #[test]
+    fn canonical_writing_survives_awkward_values() {
+        // Values whose escaping differs between plain XML and canonical XML.
+        let s = signer(KeyAlg::Rsa2048);
+        let mut d = data();
+        d.acs_url = "https://dvc.example.gov.vn/acs?a=1&b='2'&c=\"3\">".into();
+        d.in_response_to = Some("_id'with\"quotes".into());
+        d.attributes = vec![(
+            "name".into(),
+            vec!["O'Neil > Tab\there\r\nnew line & \"quoted\"".into()],
+        )];
+        let xml = response::success(&d, SignWhat::Both, &xs(&s)).unwrap();
+        assert!(
+            xmlsec1_verifies(
+                &xml,
+                &s.cert_der,
+                "urn:oasis:names:tc:SAML:2.0:protocol:Response"
+            ),
+            "{xml}"
+        );
+        let start = xml.find("<saml:Assertion").unwrap();
+        let end = xml.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+        assert!(xmlsec1_verifies(
+            &xml[start..end],
+            &s.cert_der,
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
+        ));
+        // samael (xmlsec through libxml) verifies both signatures with the published key too.
+        let cert = samael::crypto::CertificateDer::from(s.cert_der.clone());
+        use samael::crypto::CryptoProvider;
+        samael::crypto::XmlSec::reduce_xml_to_signed(
+            &xml,
+            &[cert],
+            samael::crypto::ReduceMode::ValidateAndMarkNoAncestors,
+        )
+        .unwrap();
     }
 
     #[test]
     fn signing_follows_the_sp_setting() {
         let s = signer(KeyAlg::Rsa2048);
-        let only_assertion = response::success(&data(), SignWhat::Assertion, &s).unwrap();
+        let only_assertion = response::success(&data(), SignWhat::Assertion, &xs(&s)).unwrap();
         assert_eq!(only_assertion.matches("<ds:Signature ").count(), 1);
-        assert!(only_assertion.find("<ds:Signature ").unwrap() > only_assertion.find("<saml:Assertion").unwrap());
-        let only_response = response::success(&data(), SignWhat::Response, &s).unwrap();
+        assert!(
+            only_assertion.find("<ds:Signature ").unwrap()
+                > only_assertion.find("<saml:Assertion").unwrap()
+        );
+        let only_response = response::success(&data(), SignWhat::Response, &xs(&s)).unwrap();
         assert_eq!(only_response.matches("<ds:Signature ").count(), 1);
-        assert!(only_response.find("<ds:Signature ").unwrap() < only_response.find("<saml:Assertion").unwrap());
+        assert!(
+            only_response.find("<ds:Signature ").unwrap()
+                < only_response.find("<saml:Assertion").unwrap()
+        );
     }
 
     #[test]
     fn an_error_response_carries_the_status_and_is_signed() {
         let s = signer(KeyAlg::Rsa2048);
-        let xml = response::failure("http://127.0.0.1:8080/saml/metadata", crate::sp::ACS, Some("_req-2"), response::STATUS_RESPONDER, Some(response::STATUS_NO_PASSIVE), Some("no session"), NOW, &s).unwrap();
+        let xml = response::failure(
+            "http://127.0.0.1:8080/saml/metadata",
+            crate::sp::ACS,
+            Some("_req-2"),
+            response::STATUS_RESPONDER,
+            Some(response::STATUS_NO_PASSIVE),
+            Some("no session"),
+            NOW,
+            &xs(&s),
+        )
+        .unwrap();
         let parsed: samael::schema::Response = xml.parse().unwrap();
         let status = parsed.status.unwrap();
-        assert_eq!(status.status_code.value.as_deref(), Some(response::STATUS_RESPONDER));
+        assert_eq!(
+            status.status_code.value.as_deref(),
+            Some(response::STATUS_RESPONDER)
+        );
         assert!(xml.contains(response::STATUS_NO_PASSIVE));
         assert!(parsed.assertion.is_none());
-        assert!(xmlsec1_verifies(&xml, &s.cert_der, "urn:oasis:names:tc:SAML:2.0:protocol:Response"));
+        assert!(xmlsec1_verifies(
+            &xml,
+            &s.cert_der,
+            "urn:oasis:names:tc:SAML:2.0:protocol:Response"
+        ));
     }
 }

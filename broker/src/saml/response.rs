@@ -1,11 +1,10 @@
 //! Building and signing SAML Responses. Plain data in, signed XML out: no I/O, time passed in.
 
-use fedhub_metadata::xml::sign::{escape, sign, template};
+use fedhub_metadata::xml::dsig::{c14n_attr, c14n_text, XmlSigner};
 
 use super::attributes::{saml_names, NAME_FORMAT_URI};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::keys::Signer;
 use crate::rp::saml::SignWhat;
 
 pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
@@ -15,7 +14,8 @@ pub const STATUS_AUTHN_FAILED: &str = "urn:oasis:names:tc:SAML:2.0:status:AuthnF
 pub const STATUS_REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied";
 pub const STATUS_NO_PASSIVE: &str = "urn:oasis:names:tc:SAML:2.0:status:NoPassive";
 
-const NS: &str = r#"xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion""#;
+const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 
 /// Everything an assertion says, already decided by the login flow.
 #[derive(Debug, Clone)]
@@ -41,16 +41,22 @@ pub fn new_id() -> String {
     format!("_fh{}", uuid::Uuid::new_v4().simple())
 }
 
+// Everything below is written in exclusive canonical form (see `dsig`): attributes in
+// sorted order, namespaces declared on the element that first uses them, `<a></a>`.
+
 fn attribute_statement(attributes: &[(String, Vec<String>)]) -> Result<String> {
     if attributes.iter().all(|(_, v)| v.is_empty()) {
         return Ok(String::new());
     }
     let mut out = String::from("<saml:AttributeStatement>");
     for (name, values) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
-        let (uri, friendly) = saml_names(name).ok_or_else(|| Error::internal(format!("no SAML name for attribute {name}")))?;
-        out.push_str(&format!(r#"<saml:Attribute Name="{uri}" NameFormat="{NAME_FORMAT_URI}" FriendlyName="{friendly}">"#));
+        let (uri, friendly) = saml_names(name)
+            .ok_or_else(|| Error::internal(format!("no SAML name for attribute {name}")))?;
+        out.push_str(&format!(r#"<saml:Attribute FriendlyName="{friendly}" Name="{uri}" NameFormat="{NAME_FORMAT_URI}">"#));
         for v in values {
-            out.push_str(&format!("<saml:AttributeValue>{}</saml:AttributeValue>", escape(v)));
+            out.push_str("<saml:AttributeValue>");
+            out.push_str(&c14n_text(v));
+            out.push_str("</saml:AttributeValue>");
         }
         out.push_str("</saml:Attribute>");
     }
@@ -58,52 +64,75 @@ fn attribute_statement(attributes: &[(String, Vec<String>)]) -> Result<String> {
     Ok(out)
 }
 
-/// The Assertion element, signed when `sign` is true.
-pub fn assertion(d: &AssertionData, signer: &Signer, signed: bool) -> Result<String> {
+/// The Assertion element, signed when `signed` is true.
+pub fn assertion(d: &AssertionData, signer: &XmlSigner, signed: bool) -> Result<String> {
     let id = new_id();
-    let now = rfc3339(d.now);
     let not_on_or_after = rfc3339(d.now + d.ttl);
-    let not_before = rfc3339(d.now - 60);
-    let in_response_to = d.in_response_to.as_deref().map(|r| format!(r#" InResponseTo="{}""#, escape(r))).unwrap_or_default();
-    let signature = if signed { template(&id, signer.alg, &signer.cert_der) } else { String::new() };
+    let in_response_to = d
+        .in_response_to
+        .as_deref()
+        .map(|r| format!(r#" InResponseTo="{}""#, c14n_attr(r)))
+        .unwrap_or_default();
+    let issuer = format!("<saml:Issuer>{}</saml:Issuer>", c14n_text(&d.issuer));
+    let head = format!(
+        r#"<saml:Assertion xmlns:saml="{SAML}" ID="{id}" IssueInstant="{}" Version="2.0">{issuer}"#,
+        rfc3339(d.now)
+    );
     let xml = format!(
         concat!(
-            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}">"#,
-            "<saml:Issuer>{issuer}</saml:Issuer>{signature}",
-            r#"<saml:Subject><saml:NameID Format="{nif}" NameQualifier="{issuer}" SPNameQualifier="{audience}">{name_id}</saml:NameID>"#,
+            "{head}",
+            r#"<saml:Subject><saml:NameID Format="{nif}" NameQualifier="{issuer_attr}" SPNameQualifier="{audience_attr}">{name_id}</saml:NameID>"#,
             r#"<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">"#,
-            r#"<saml:SubjectConfirmationData NotOnOrAfter="{noa}" Recipient="{acs}"{irt}/></saml:SubjectConfirmation></saml:Subject>"#,
+            r#"<saml:SubjectConfirmationData{irt} NotOnOrAfter="{noa}" Recipient="{acs}"></saml:SubjectConfirmationData></saml:SubjectConfirmation></saml:Subject>"#,
             r#"<saml:Conditions NotBefore="{nb}" NotOnOrAfter="{noa}"><saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>"#,
             r#"<saml:AuthnStatement AuthnInstant="{authn_instant}" SessionIndex="{session_index}"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"#,
             "{attributes}</saml:Assertion>"
         ),
-        id = id,
-        now = now,
-        issuer = escape(&d.issuer),
-        signature = signature,
-        nif = escape(&d.name_id_format),
-        audience = escape(&d.audience),
-        name_id = escape(&d.name_id),
-        noa = not_on_or_after,
-        acs = escape(&d.acs_url),
+        head = head,
+        nif = c14n_attr(&d.name_id_format),
+        issuer_attr = c14n_attr(&d.issuer),
+        audience_attr = c14n_attr(&d.audience),
+        name_id = c14n_text(&d.name_id),
         irt = in_response_to,
-        nb = not_before,
+        noa = not_on_or_after,
+        acs = c14n_attr(&d.acs_url),
+        nb = rfc3339(d.now - 60),
+        audience = c14n_text(&d.audience),
         authn_instant = rfc3339(d.authn_instant),
-        session_index = escape(&d.session_index),
-        class = escape(&d.authn_context_class),
+        session_index = c14n_attr(&d.session_index),
+        class = c14n_text(&d.authn_context_class),
         attributes = attribute_statement(&d.attributes)?,
     );
     if signed {
-        sign(&xml, &signer.private_der).map_err(Error::internal)
+        signer
+            .sign_enveloped(&xml, &id, head.len())
+            .map_err(Error::internal)
     } else {
         Ok(xml)
     }
 }
 
 fn status_xml(top: &str, second: Option<&str>, message: Option<&str>) -> String {
-    let inner = second.map(|s| format!(r#"<samlp:StatusCode Value="{s}"/>"#)).unwrap_or_default();
-    let msg = message.map(|m| format!("<samlp:StatusMessage>{}</samlp:StatusMessage>", escape(m))).unwrap_or_default();
-    format!(r#"<samlp:Status><samlp:StatusCode Value="{top}">{inner}</samlp:StatusCode>{msg}</samlp:Status>"#)
+    let inner = second
+        .map(|s| {
+            format!(
+                r#"<samlp:StatusCode Value="{}"></samlp:StatusCode>"#,
+                c14n_attr(s)
+            )
+        })
+        .unwrap_or_default();
+    let msg = message
+        .map(|m| {
+            format!(
+                "<samlp:StatusMessage>{}</samlp:StatusMessage>",
+                c14n_text(m)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<samlp:Status><samlp:StatusCode Value="{}">{inner}</samlp:StatusCode>{msg}</samlp:Status>"#,
+        c14n_attr(top)
+    )
 }
 
 fn response_envelope(
@@ -113,29 +142,46 @@ fn response_envelope(
     now: i64,
     status: &str,
     body: &str,
-    signer: Option<&Signer>,
+    signer: Option<&XmlSigner>,
 ) -> Result<String> {
     let id = new_id();
-    let irt = in_response_to.map(|r| format!(r#" InResponseTo="{}""#, escape(r))).unwrap_or_default();
-    let signature = signer.map(|s| template(&id, s.alg, &s.cert_der)).unwrap_or_default();
-    let xml = format!(
-        r#"<samlp:Response {NS} ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}"{irt}><saml:Issuer>{issuer}</saml:Issuer>{signature}{status}{body}</samlp:Response>"#,
+    let irt = in_response_to
+        .map(|r| format!(r#" InResponseTo="{}""#, c14n_attr(r)))
+        .unwrap_or_default();
+    let head = format!(
+        r#"<samlp:Response xmlns:samlp="{SAMLP}" Destination="{dest}" ID="{id}"{irt} IssueInstant="{now}" Version="2.0"><saml:Issuer xmlns:saml="{SAML}">{issuer}</saml:Issuer>"#,
+        dest = c14n_attr(destination),
         now = rfc3339(now),
-        dest = escape(destination),
-        issuer = escape(issuer),
+        issuer = c14n_text(issuer),
     );
+    let xml = format!("{head}{status}{body}</samlp:Response>");
     match signer {
-        Some(s) => sign(&xml, &s.private_der).map_err(Error::internal),
+        Some(s) => s
+            .sign_enveloped(&xml, &id, head.len())
+            .map_err(Error::internal),
         None => Ok(xml),
     }
 }
 
 /// A successful Response carrying one assertion, signed as the SP asked.
-pub fn success(d: &AssertionData, sign_what: SignWhat, signer: &Signer) -> Result<String> {
-    let assertion = assertion(d, signer, matches!(sign_what, SignWhat::Assertion | SignWhat::Both))?;
+pub fn success(d: &AssertionData, sign_what: SignWhat, signer: &XmlSigner) -> Result<String> {
+    let assertion = assertion(
+        d,
+        signer,
+        matches!(sign_what, SignWhat::Assertion | SignWhat::Both),
+    )?;
     let status = status_xml(STATUS_SUCCESS, None, None);
-    let response_signer = matches!(sign_what, SignWhat::Response | SignWhat::Both).then_some(signer);
-    response_envelope(&d.issuer, &d.acs_url, d.in_response_to.as_deref(), d.now, &status, &assertion, response_signer)
+    let response_signer =
+        matches!(sign_what, SignWhat::Response | SignWhat::Both).then_some(signer);
+    response_envelope(
+        &d.issuer,
+        &d.acs_url,
+        d.in_response_to.as_deref(),
+        d.now,
+        &status,
+        &assertion,
+        response_signer,
+    )
 }
 
 /// An error Response (always signed: an SP must be able to trust a refusal too).
@@ -148,8 +194,16 @@ pub fn failure(
     second: Option<&str>,
     message: Option<&str>,
     now: i64,
-    signer: &Signer,
+    signer: &XmlSigner,
 ) -> Result<String> {
     let status = status_xml(top, second, message);
-    response_envelope(issuer, acs_url, in_response_to, now, &status, "", Some(signer))
+    response_envelope(
+        issuer,
+        acs_url,
+        in_response_to,
+        now,
+        &status,
+        "",
+        Some(signer),
+    )
 }

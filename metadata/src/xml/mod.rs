@@ -11,6 +11,7 @@
 //! - panics inside samael/libxml become errors.
 
 pub mod authn;
+pub mod dsig;
 pub mod guard;
 pub mod redirect;
 pub mod sign;
