@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod fetch;
 pub mod keys;
+pub mod login;
 pub mod rp;
 pub mod saml;
 pub mod store;

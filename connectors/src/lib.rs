@@ -2,6 +2,8 @@
 //! [`UpstreamIdentity`]; it does no storage and no HTTP serving (time and the HTTP client are
 //! passed in). The set is closed: [`ConnectorKind`] lists every kind the hub knows.
 
+pub mod dev;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +78,20 @@ impl UpstreamIdentity {
             .and_then(|v| v.first())
             .map(String::as_str)
     }
+}
+
+/// Why a connector could not complete a sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The upstream said no, or the person cancelled.
+    #[error("the upstream refused the sign-in: {0}")]
+    Refused(String),
+    /// The upstream answered something we cannot accept.
+    #[error("invalid answer from the upstream: {0}")]
+    Invalid(String),
+    /// The connector's own configuration is wrong.
+    #[error("connector misconfigured: {0}")]
+    Config(String),
 }
 
 #[cfg(test)]

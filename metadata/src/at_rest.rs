@@ -24,6 +24,7 @@ pub enum SealError {
 /// The key that encrypts private keys at rest. Never printed.
 pub struct AtRestKey {
     key: LessSafeKey,
+    raw: [u8; 32],
     rng: SystemRandom,
 }
 
@@ -35,10 +36,12 @@ impl std::fmt::Debug for AtRestKey {
 
 impl AtRestKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
+        let raw: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadLength(bytes.len()))?;
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadLength(bytes.len()))?;
         Ok(AtRestKey {
             key: LessSafeKey::new(unbound),
+            raw,
             rng: SystemRandom::new(),
         })
     }
@@ -57,6 +60,18 @@ impl AtRestKey {
             .fill(&mut bytes)
             .map_err(|_| SealError::Random)?;
         Ok(STANDARD.encode(bytes))
+    }
+
+    /// A secret derived from this key for one purpose (HKDF-SHA256), e.g. pairwise subjects.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"fedhub").extract(&self.raw);
+        let mut out = [0u8; 32];
+        let info = [label];
+        if let Ok(okm) = prk.expand(&info, ring::hkdf::HKDF_SHA256) {
+            // Expanding 32 bytes from SHA-256 cannot fail; keep zeros would be wrong, so fill.
+            let _ = okm.fill(&mut out);
+        }
+        out
     }
 
     pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
@@ -124,6 +139,15 @@ mod tests {
         sealed[last] ^= 1;
         assert_eq!(k.open(b"kid-1", &sealed), Err(SealError::Open));
         assert_eq!(k.open(b"kid-1", &[]), Err(SealError::Open));
+    }
+
+    #[test]
+    fn derived_secrets_depend_on_key_and_label() {
+        let k = key();
+        assert_eq!(k.derive(b"pairwise"), k.derive(b"pairwise"));
+        assert_ne!(k.derive(b"pairwise"), k.derive(b"other"));
+        assert_ne!(k.derive(b"pairwise"), key().derive(b"pairwise"));
+        assert_ne!(k.derive(b"pairwise"), [0u8; 32]);
     }
 
     #[test]

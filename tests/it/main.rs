@@ -9,5 +9,6 @@ mod http;
 mod saml;
 mod server;
 mod sp;
+mod sso;
 mod store;
 mod support;

@@ -24,7 +24,7 @@ async fn get_metadata(app: axum::Router) -> (StatusCode, String, String) {
 }
 
 /// Runs `xmlsec1 --verify` on `xml` with `cert_der` as the only trusted key.
-fn xmlsec1_verifies(xml: &str, cert_der: &[u8], id_attr: &str) -> bool {
+pub fn xmlsec1_verifies(xml: &str, cert_der: &[u8], id_attr: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let doc = dir.path().join("doc.xml");
     let cert = dir.path().join("cert.der");

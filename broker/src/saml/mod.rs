@@ -4,6 +4,7 @@
 pub mod attributes;
 mod idp_metadata;
 pub mod response;
+pub mod sso;
 
 use axum::routing::get;
 use axum::Router;
@@ -17,5 +18,8 @@ pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:tr
 pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/saml/metadata", get(idp_metadata::serve))
+    Router::new()
+        .route("/saml/metadata", get(idp_metadata::serve))
+        .route("/saml/sso", get(sso::sso_redirect).post(sso::sso_post))
+        .route("/saml/init", get(sso::idp_initiated))
 }

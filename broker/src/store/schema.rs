@@ -177,6 +177,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         ended_at -> Nullable<BigInt>,
+        last_seen_at -> BigInt,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Audience {
 pub struct WebError {
     pub error: Error,
     pub audience: Audience,
+    /// Catalogue keys (title, message) of a page more specific than the status's own.
+    pub page: Option<(&'static str, &'static str)>,
 }
 
 impl WebError {
@@ -32,12 +34,22 @@ impl WebError {
         WebError {
             error,
             audience: Audience::Browser,
+            page: None,
+        }
+    }
+    /// A page with its own title and message (e.g. "not a member of this system").
+    pub fn page_with(error: Error, title_key: &'static str, message_key: &'static str) -> Self {
+        WebError {
+            error,
+            audience: Audience::Browser,
+            page: Some((title_key, message_key)),
         }
     }
     pub fn api(error: Error) -> Self {
         WebError {
             error,
             audience: Audience::Api,
+            page: None,
         }
     }
 }
@@ -65,6 +77,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 pub struct ErrorPage {
     /// Shown to the person (rule broken); never internal details.
     pub detail: Option<String>,
+    pub keys: Option<(&'static str, &'static str)>,
 }
 
 /// What a person may see of an error: the rule they broke, never internals.
@@ -91,6 +104,7 @@ impl IntoResponse for WebError {
                 let mut res = status.into_response();
                 res.extensions_mut().insert(ErrorPage {
                     detail: public_detail(&self.error),
+                    keys: self.page,
                 });
                 res
             }
@@ -204,7 +218,10 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
     if already_problem || is_json {
         return res;
     }
-    let (title_key, message_key) = keys_for(status);
+    let (title_key, message_key) = marker
+        .as_ref()
+        .and_then(|m| m.keys)
+        .unwrap_or_else(|| keys_for(status));
     let detail = marker.and_then(|m| m.detail);
     let html = state.pages.render(
         "error.html",
@@ -255,6 +272,9 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .unwrap_or("(no message)");
     tracing::error!(panic = msg, "handler panicked");
     let mut res = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    res.extensions_mut().insert(ErrorPage { detail: None });
+    res.extensions_mut().insert(ErrorPage {
+        detail: None,
+        keys: None,
+    });
     res
 }

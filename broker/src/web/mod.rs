@@ -3,8 +3,10 @@
 //! security headers, error pages).
 
 pub mod api;
+pub mod cookies;
 pub mod error;
 pub mod health;
+pub mod login;
 pub mod metrics;
 pub mod pages;
 
@@ -106,6 +108,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(crate::saml::router())
+        .merge(login::router())
         .nest("/admin/api/v1", api::router())
         .merge(extra)
         .fallback(not_found)

@@ -78,12 +78,23 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     ("index.html", include_str!("../../../templates/index.html")),
+    (
+        "login_dev.html",
+        include_str!("../../../templates/login_dev.html"),
+    ),
+    (
+        "saml_post.html",
+        include_str!("../../../templates/saml_post.html"),
+    ),
 ];
 
 const CATALOGUES: &[(&str, &str)] = &[
     ("vi", include_str!("../../../templates/locales/vi.toml")),
     ("en", include_str!("../../../templates/locales/en.toml")),
 ];
+
+/// The one script the hub serves: it submits the SAML POST form. Allowed by its hash in CSP.
+pub const AUTO_POST_SCRIPT: &str = r#"document.getElementById("saml-post").submit();"#;
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/fedhub.css");
 

@@ -1,0 +1,31 @@
+//! The login flow between a relying party's request and the answer (DESIGN.md, "One login,
+//! as data"): a protocol-neutral [`RpRequest`] kept in an auth session while the person signs
+//! in upstream, then resolved to an account and its membership in that relying party.
+
+pub mod auth_session;
+pub mod resolve;
+pub mod sso;
+
+use serde::{Deserialize, Serialize};
+
+/// Where and how to answer, per protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum Answer {
+    Saml {
+        /// Always an ACS from the SP's registered metadata.
+        acs_url: String,
+        /// The AuthnRequest ID (absent for IdP-initiated sign-in).
+        in_response_to: Option<String>,
+        relay_state: Option<String>,
+    },
+}
+
+/// What a relying party asked for, once its request passed the front's checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpRequest {
+    pub rp_id: String,
+    pub answer: Answer,
+    pub force_authn: bool,
+    pub is_passive: bool,
+}

@@ -1,0 +1,503 @@
+//! Web SSO at `/saml/sso` (HTTP-Redirect and HTTP-POST) and IdP-initiated sign-in at
+//! `/saml/init`. Follow the data: binding → verified AuthnRequest → ACS from metadata →
+//! RpRequest → (SSO session ? answer : auth session + login page) → signed Response.
+
+use axum::extract::{Form, Query, RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use fedhub_metadata::xml::{self, authn::peek_issuer, Binding, Limits, XmlError};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::response::{self, AssertionData};
+use super::{NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
+use crate::audit::{self, Event, Outcome};
+use crate::error::{Error, Result};
+use crate::keys::{self, Purpose};
+use crate::login::resolve::{self, Refusal};
+use crate::login::sso::{self, SsoSession};
+use crate::login::{auth_session, Answer, RpRequest};
+use crate::rp::saml::{NameIdFormat, SamlSettings};
+use crate::rp::{self, RelyingParty};
+use crate::store::schema::saml_replay::dsl as replay;
+use crate::web::error::WebError;
+use crate::web::pages::{Lang, PageContext};
+use crate::web::{cookies, request_id_of, AppState};
+
+#[derive(Debug, Deserialize)]
+pub struct PostForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+pub async fn sso_redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let query = query.unwrap_or_default();
+    handle(state, headers, Incoming::Redirect(query)).await
+}
+
+pub async fn sso_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PostForm>,
+) -> Result<Response, WebError> {
+    handle(
+        state,
+        headers,
+        Incoming::Post(form.saml_request, form.relay_state),
+    )
+    .await
+}
+
+enum Incoming {
+    Redirect(String),
+    Post(String, Option<String>),
+}
+
+impl Incoming {
+    fn binding(&self) -> Binding<'_> {
+        match self {
+            Incoming::Redirect(q) => Binding::Redirect { raw_query: q },
+            Incoming::Post(r, relay) => Binding::Post {
+                saml_request: r,
+                relay_state: relay.as_deref(),
+            },
+        }
+    }
+}
+
+fn refused_request(e: impl std::fmt::Display) -> WebError {
+    WebError::page_with(
+        Error::invalid("SAMLRequest", e.to_string()),
+        "error.unknown_sp.title",
+        "error.unknown_sp.message",
+    )
+}
+
+/// The first half of a login: check the request, then answer at once (SSO) or send the person
+/// to sign in. Every refusal is audited; none is ever sent to an address metadata lacks.
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    incoming: Incoming,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let request_id = request_id_of(&headers);
+    let limits = Limits::default();
+    let audit_refusal = |target: String, detail: String| {
+        let event = Event::new("anonymous", "saml.sso")
+            .target(target)
+            .outcome(Outcome::Denied)
+            .request(Some(request_id.clone()))
+            .detail(detail);
+        let store = state.store.clone();
+        async move {
+            if let Err(e) = store
+                .write_async(move |c| audit::record(c, &event, now))
+                .await
+            {
+                tracing::error!(error = %e, "could not audit a refused SAML request");
+            }
+        }
+    };
+    let issuer = match peek_issuer(&incoming.binding(), limits) {
+        Ok(i) => i,
+        Err(e) => {
+            audit_refusal("(unreadable request)".into(), e.to_string()).await;
+            return Err(refused_request(e));
+        }
+    };
+    let lookup = issuer.clone();
+    let Some(rp) = state
+        .store
+        .read_async(move |c| rp::by_entity_id(c, &lookup))
+        .await?
+    else {
+        audit_refusal(issuer.clone(), "unknown service provider".into()).await;
+        return Err(refused_request(format!("{issuer} is not registered")));
+    };
+    let settings = rp::saml::settings(&rp)?;
+    let md = settings.metadata()?;
+    let verified = match xml::decode_authn_request(incoming.binding(), &md, limits) {
+        Ok(v) => v,
+        Err(e) => {
+            audit_refusal(issuer.clone(), e.to_string()).await;
+            return Err(refused_request(e));
+        }
+    };
+    let req = &verified.request;
+    let acs = match md.choose_acs(
+        req.assertion_consumer_service_index,
+        req.assertion_consumer_service_url.as_deref(),
+    ) {
+        Ok(a) => a.location.clone(),
+        Err(e) => {
+            audit_refusal(issuer.clone(), e.to_string()).await;
+            return Err(refused_request(e));
+        }
+    };
+    // A request is answered once: a replayed AuthnRequest ID is refused.
+    let replay_key = format!("{}!{}", md.entity_id, req.id);
+    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
+    let fresh = state
+        .store
+        .write_async(move |c| {
+            use diesel::prelude::*;
+            diesel::delete(replay::saml_replay.filter(replay::expires_at.le(now))).execute(c)?;
+            let taken = replay::saml_replay
+                .find(&replay_key)
+                .count()
+                .get_result::<i64>(c)?
+                > 0;
+            if !taken {
+                diesel::insert_into(replay::saml_replay)
+                    .values((replay::id.eq(&replay_key), replay::expires_at.eq(now + ttl)))
+                    .execute(c)?;
+            }
+            Ok(!taken)
+        })
+        .await?;
+    if !fresh {
+        audit_refusal(issuer.clone(), format!("AuthnRequest {} replayed", req.id)).await;
+        return Err(refused_request(XmlError::Invalid(
+            "this request was already used".into(),
+        )));
+    }
+    let request = RpRequest {
+        rp_id: rp.id.clone(),
+        answer: Answer::Saml {
+            acs_url: acs,
+            in_response_to: Some(req.id.clone()),
+            relay_state: verified.relay_state.clone(),
+        },
+        force_authn: req.force_authn.unwrap_or(false),
+        is_passive: req.is_passive.unwrap_or(false),
+    };
+    start_or_answer(state, &headers, rp, settings, request).await
+}
+
+/// With a live SSO session (and no ForceAuthn) answer now; IsPassive without one gets
+/// NoPassive; otherwise start a login.
+async fn start_or_answer(
+    state: AppState,
+    headers: &HeaderMap,
+    rp: RelyingParty,
+    settings: SamlSettings,
+    request: RpRequest,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    if !rp.enabled {
+        return Ok(error_answer(
+            &state,
+            &rp,
+            &request,
+            response::STATUS_REQUESTER,
+            Some(response::STATUS_REQUEST_DENIED),
+            "service disabled",
+            headers,
+        )
+        .await?);
+    }
+    let session = match cookies::get(headers, &state.config.cookies.name) {
+        Some(cookie) if !request.force_authn => {
+            let cookie = cookie.to_string();
+            let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
+            state
+                .store
+                .write_async(move |c| sso::current(c, &cookie, idle, now))
+                .await?
+        }
+        _ => None,
+    };
+    if let Some(session) = session {
+        return answer(state, headers, rp, settings, request, session, None).await;
+    }
+    if request.is_passive {
+        return Ok(error_answer(
+            &state,
+            &rp,
+            &request,
+            response::STATUS_RESPONDER,
+            Some(response::STATUS_NO_PASSIVE),
+            "no single sign-on session",
+            headers,
+        )
+        .await?);
+    }
+    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
+    let stored = request.clone();
+    let handle = state
+        .store
+        .write_async(move |c| auth_session::create(c, &stored, ttl, now))
+        .await?;
+    let mut res = Redirect::to(&format!("/login/{handle}")).into_response();
+    if let Some(c) = cookies::login(&state.config, &handle, ttl) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+/// A signed error Response to the (metadata-registered) ACS.
+async fn error_answer(
+    state: &AppState,
+    rp: &RelyingParty,
+    request: &RpRequest,
+    top: &'static str,
+    second: Option<&'static str>,
+    message: &'static str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let Answer::Saml {
+        acs_url,
+        in_response_to,
+        relay_state,
+    } = &request.answer;
+    let now = state.clock.now();
+    let vault = state.vault()?;
+    let issuer = state.config.saml_entity_id();
+    let (acs, irt) = (acs_url.clone(), in_response_to.clone());
+    let xml = state
+        .store
+        .read_async(move |c| {
+            let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
+            response::failure(
+                &issuer,
+                &acs,
+                irt.as_deref(),
+                top,
+                second,
+                Some(message),
+                now,
+                &signer,
+            )
+        })
+        .await?;
+    let event = Event::new("anonymous", "saml.sso")
+        .target(rp.entity_id.clone())
+        .rp(rp.id.clone())
+        .outcome(Outcome::Failure)
+        .detail(second.unwrap_or(top).to_string())
+        .request(Some(request_id_of(headers)));
+    state
+        .store
+        .write_async(move |c| audit::record(c, &event, now))
+        .await?;
+    post_page(state, headers, rp, acs_url, &xml, relay_state.as_deref())
+}
+
+/// The second half: resolve the person for this SP and send the signed Response.
+/// `set_sso` carries a new SSO cookie to set with the answer.
+pub async fn answer(
+    state: AppState,
+    headers: &HeaderMap,
+    rp: RelyingParty,
+    settings: SamlSettings,
+    request: RpRequest,
+    session: SsoSession,
+    set_sso: Option<HeaderValue>,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let vault = state.vault()?;
+    let issuer = state.config.saml_entity_id();
+    let assertion_ttl = state.config.tokens.saml_assertion_ttl.as_secs() as i64;
+    let Answer::Saml {
+        acs_url,
+        in_response_to,
+        relay_state,
+    } = request.answer.clone();
+    let rp_for_db = rp.clone();
+    let request_id = request_id_of(headers);
+    let acs = acs_url.clone();
+    let outcome = state
+        .store
+        .write_async(move |c| {
+            let account = crate::directory::accounts::get(c, &session.account_id)?;
+            let resolved = match resolve::for_rp(c, &vault, account, &rp_for_db)? {
+                Ok(r) => r,
+                Err(refusal) => {
+                    let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
+                        .target(rp_for_db.entity_id.clone())
+                        .rp(rp_for_db.id.clone())
+                        .outcome(Outcome::Denied)
+                        .detail(refusal.as_str())
+                        .request(Some(request_id.clone()));
+                    audit::record(c, &event, now)?;
+                    return Ok(Err(refusal));
+                }
+            };
+            let session_index = sso::served(c, &session.id, &rp_for_db.id, &resolved.subject, now)?;
+            let (name_id, format) = match settings.name_id_format {
+                NameIdFormat::Persistent => (resolved.subject.clone(), NAMEID_PERSISTENT),
+                NameIdFormat::Transient => (
+                    format!("_t{}", uuid::Uuid::new_v4().simple()),
+                    NAMEID_TRANSIENT,
+                ),
+                NameIdFormat::Email => match &resolved.account.email {
+                    Some(e) => (e.clone(), NAMEID_EMAIL),
+                    None => (resolved.subject.clone(), NAMEID_PERSISTENT),
+                },
+            };
+            let attributes = resolved
+                .attributes
+                .into_iter()
+                .filter(|(n, _)| settings.release.iter().any(|r| r == n))
+                .collect();
+            let data =
+                AssertionData {
+                    issuer,
+                    audience: rp_for_db.entity_id.clone(),
+                    acs_url: acs,
+                    in_response_to,
+                    name_id,
+                    name_id_format: format.to_string(),
+                    session_index,
+                    authn_instant: session.authn.auth_time,
+                    authn_context_class: session.authn.acr.clone().unwrap_or_else(|| {
+                        "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified".into()
+                    }),
+                    attributes,
+                    now,
+                    ttl: assertion_ttl,
+                };
+            let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
+            let xml = response::success(&data, settings.sign, &signer)?;
+            let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
+                .target(rp_for_db.entity_id.clone())
+                .rp(rp_for_db.id.clone())
+                .request(Some(request_id.clone()));
+            audit::record(c, &event, now)?;
+            Ok(Ok(xml))
+        })
+        .await?;
+    let xml = match outcome {
+        Ok(xml) => xml,
+        Err(refusal) => return Err(refusal_page(refusal)),
+    };
+    let mut res = post_page(&state, headers, &rp, &acs_url, &xml, relay_state.as_deref())?;
+    if let Some(c) = set_sso {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+pub fn refusal_page(refusal: Refusal) -> WebError {
+    let e = Error::Forbidden(refusal.as_str().into());
+    match refusal {
+        Refusal::UnknownAccount => WebError::page_with(
+            e,
+            "error.unknown_account.title",
+            "error.unknown_account.message",
+        ),
+        Refusal::AccountDisabled => WebError::page_with(
+            e,
+            "error.account_disabled.title",
+            "error.account_disabled.message",
+        ),
+        Refusal::NotMember => {
+            WebError::page_with(e, "error.not_member.title", "error.not_member.message")
+        }
+        Refusal::NotActivated => WebError::page_with(
+            e,
+            "error.not_activated.title",
+            "error.not_activated.message",
+        ),
+    }
+}
+
+/// The auto-POST page carrying a SAML message to the SP. Its one script is allowed by hash
+/// and the form may post only to this ACS.
+fn post_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    rp: &RelyingParty,
+    acs: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Result<Response> {
+    let page = PageContext {
+        lang: Lang::negotiate(None, headers),
+        request_id: request_id_of(headers),
+        path: "/saml/sso".into(),
+        query: None,
+    };
+    let html = state.pages.render(
+        "saml_post.html",
+        &page,
+        context! { action => acs, field => "SAMLResponse", message => STANDARD.encode(xml), relay_state, rp_name => rp.display_name.clone() },
+    )?;
+    let script_hash = STANDARD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        crate::web::pages::AUTO_POST_SCRIPT.as_bytes(),
+    ));
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'sha256-{script_hash}'; form-action {acs}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut res = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InitQuery {
+    sp: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// IdP-initiated sign-in: `/saml/init?sp=ENTITY_ID[&RelayState=…]`, answered to the SP's
+/// default ACS from its metadata.
+pub async fn idp_initiated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<InitQuery>,
+) -> Result<Response, WebError> {
+    if q.relay_state
+        .as_ref()
+        .is_some_and(|r| r.len() > xml::authn::MAX_RELAY_STATE)
+    {
+        return Err(WebError::page(Error::invalid(
+            "RelayState",
+            "at most 80 bytes",
+        )));
+    }
+    let entity = q.sp.clone();
+    let Some(rp) = state
+        .store
+        .read_async(move |c| rp::by_entity_id(c, &entity))
+        .await?
+    else {
+        return Err(refused_request(format!("{} is not registered", q.sp)));
+    };
+    let settings = rp::saml::settings(&rp)?;
+    let md = settings.metadata()?;
+    let acs = md
+        .choose_acs(None, None)
+        .map_err(refused_request)?
+        .location
+        .clone();
+    let request = RpRequest {
+        rp_id: rp.id.clone(),
+        answer: Answer::Saml {
+            acs_url: acs,
+            in_response_to: None,
+            relay_state: q.relay_state,
+        },
+        force_authn: false,
+        is_passive: false,
+    };
+    start_or_answer(state, &headers, rp, settings, request).await
+}

@@ -1,0 +1,1 @@
+ALTER TABLE sso_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,544 @@
+//! Web SSO through the hub end to end (in-process): a registered SP's signed AuthnRequest,
+//! the login page, the demo connector, the signed Response, SSO, and every refusal.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use diesel::prelude::*;
+use fedhub::store::schema;
+use http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::sp::{default_sp, TestSp};
+use crate::support::{self, NOW};
+
+const CITIZEN: &str = "001204012345";
+
+struct Hub {
+    app: Router,
+    store: support::TestStore,
+    sp: TestSp,
+    rp_id: String,
+    account_id: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))
+                    .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+            })
+    }
+    /// The SAMLResponse carried by an auto-POST page, decoded.
+    fn saml_response(&self) -> String {
+        let marker = r#"name="SAMLResponse" value=""#;
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no SAMLResponse in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        let b64 = self.body[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&#43;", "+")
+            .replace("&#x3d;", "=");
+        String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap()
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body =
+        String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(uri: &str, cookies: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::get(uri);
+    let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !c.is_empty() {
+        b = b.header(header::COOKIE, c.join("; "));
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn setup(requires_membership: bool) -> Hub {
+    let store = support::sqlite();
+    let (state, _) = support::saml_state(&store);
+    let now = NOW;
+    store
+        .write(|c| {
+            fedhub::directory::agencies::import_csv(
+                c,
+                fedhub::directory::agencies::BUILTIN_CSV,
+                now,
+            )
+        })
+        .unwrap();
+    let unit = fedhub::directory::agencies::AgencyInput {
+        code: "000.00.01.H49".into(),
+        name_vi: "Sở Tài chính tỉnh Quảng Ninh".into(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    store
+        .write(|c| fedhub::directory::agencies::add(c, &unit, now))
+        .unwrap();
+    let account = fedhub::directory::accounts::AccountInput {
+        kind: "citizen".into(),
+        display_name: "Nguyễn Văn An".into(),
+        national_id: Some(CITIZEN.into()),
+        email: Some("an@example.vn".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let account = store
+        .write(|c| fedhub::directory::accounts::add(c, &account, now))
+        .unwrap();
+    let people = serde_json::json!({ "people": [{ "national_id": CITIZEN, "name": "Nguyễn Văn An" }, { "national_id": "022195000123", "name": "Người Lạ" }] });
+    store
+        .write(|c| {
+            use schema::connectors::dsl as k;
+            diesel::insert_into(k::connectors)
+                .values((
+                    k::id.eq("dev"),
+                    k::kind.eq("dev"),
+                    k::display_name.eq("Demo"),
+                    k::config.eq(people.to_string()),
+                    k::enabled.eq(true),
+                    k::created_at.eq(now),
+                    k::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    let sp = default_sp();
+    let reg = fedhub::rp::saml::SamlRegistration {
+        metadata_xml: sp.metadata(),
+        metadata_url: None,
+        owner_agency_code: "000.00.00.H49".into(),
+        display_name: Some("Cổng DVC thử nghiệm".into()),
+        sign: None,
+        encrypt_assertion: None,
+        name_id_format: None,
+        release: None,
+        require_activated_membership: Some(requires_membership),
+    };
+    let rp = store
+        .write(|c| fedhub::rp::saml::add(c, &reg, now))
+        .unwrap();
+    Hub {
+        app: fedhub::web::router(state),
+        store,
+        sp,
+        rp_id: rp.id,
+        account_id: account.id,
+    }
+}
+
+impl Hub {
+    fn member(&self, status: &str) {
+        let (acc, rp, now) = (self.account_id.clone(), self.rp_id.clone(), NOW);
+        let status = status.to_string();
+        self.store
+            .write(move |c| {
+                use schema::{membership_roles as mr, memberships as m, roles as r};
+                diesel::insert_into(m::table)
+                    .values((
+                        m::id.eq("m1"),
+                        m::account_id.eq(&acc),
+                        m::rp_id.eq(&rp),
+                        m::unit_agency_code.eq("000.00.01.H49"),
+                        m::status.eq(&status),
+                        m::user_group.eq("Nhóm admin đơn vị"),
+                        m::subject.eq("member-subject-1"),
+                        m::created_at.eq(now),
+                        m::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+                diesel::insert_into(r::table)
+                    .values((
+                        r::id.eq("r1"),
+                        r::rp_id.eq(&rp),
+                        r::name.eq("Admin của Tỉnh/thành phố"),
+                        r::builtin.eq(true),
+                        r::created_at.eq(now),
+                    ))
+                    .execute(c)?;
+                diesel::insert_into(mr::table)
+                    .values((mr::membership_id.eq("m1"), mr::role_id.eq("r1")))
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A signed HTTP-Redirect AuthnRequest query from the test SP.
+    fn authn_query(&self, id: &str, extra: &str, relay: &str) -> String {
+        let xml = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"{extra}><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+            self.sp.entity_id
+        );
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(xml.as_bytes()).unwrap();
+        let b64 = STANDARD.encode(enc.finish().unwrap());
+        let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let octets = format!(
+            "SAMLRequest={}&RelayState={}&SigAlg={}",
+            e(&b64),
+            e(relay),
+            e("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+        );
+        let key = ring::signature::RsaKeyPair::from_der(&self.sp.signing.private_der).unwrap();
+        let mut sig = vec![0u8; key.public().modulus_len()];
+        key.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            octets.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{octets}&Signature={}", e(&STANDARD.encode(sig)))
+    }
+
+    fn hub_cert(&self) -> Vec<u8> {
+        self.store
+            .read(|c| fedhub::keys::signer(c, &support::vault(), fedhub::keys::Purpose::Saml))
+            .unwrap()
+            .cert_der
+    }
+
+    /// Request → login page → demo sign-in; returns the final reply (auto-POST page).
+    async fn sign_in(&self, request_id: &str, national_id: &str) -> Reply {
+        let r = send(
+            &self.app,
+            get(
+                &format!("/saml/sso?{}", self.authn_query(request_id, "", "rs-1")),
+                &[],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let login = r.location().to_string();
+        let handle = login.trim_start_matches("/login/").to_string();
+        let bind = r
+            .cookie("fedhub_login")
+            .expect("login bound to this browser");
+        assert_eq!(bind, handle);
+        let page = send(&self.app, get(&login, &[("fedhub_login", &bind)])).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Cổng DVC thử nghiệm") && page.body.contains("Nguyễn Văn An"));
+        let form = Request::post(format!("{login}/dev"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("national_id={national_id}")))
+            .unwrap();
+        send(&self.app, form).await
+    }
+
+    fn audit(&self) -> Vec<fedhub::audit::Entry> {
+        self.store.read(|c| fedhub::audit::tail(c, 100)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_member_signs_in_and_the_sp_gets_a_complete_signed_response() {
+    let hub = setup(true);
+    hub.member("activated");
+    let r = hub.sign_in("_req-1", CITIZEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let sso_cookie = r.cookie("fedhub_sso").expect("an SSO session starts");
+    let csp = r
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains(&format!("form-action {}", crate::sp::ACS))
+            && csp.contains("script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        r.body.contains(&format!(
+            r#"action="{}""#,
+            crate::sp::ACS.replace('/', "&#x2f;")
+        )) || r.body.contains(crate::sp::ACS)
+    );
+    assert!(r.body.contains(r#"name="RelayState" value="rs-1""#));
+    let xml = r.saml_response();
+    let resp: samael::schema::Response = xml.parse().unwrap();
+    assert_eq!(resp.in_response_to.as_deref(), Some("_req-1"));
+    let assertion = resp.assertion.unwrap();
+    assert_eq!(
+        assertion.subject.unwrap().name_id.unwrap().value,
+        "member-subject-1",
+        "the membership's stable subject"
+    );
+    assert!(
+        xml.contains("000.00.01.H49")
+            && xml.contains("Sở Tài chính tỉnh Quảng Ninh")
+            && xml.contains("Admin của Tỉnh/thành phố")
+    );
+    assert!(super::saml::xmlsec1_verifies(
+        &xml,
+        &hub.hub_cert(),
+        "urn:oasis:names:tc:SAML:2.0:protocol:Response"
+    ));
+    assert!(hub
+        .audit()
+        .iter()
+        .any(|e| e.action == "saml.sso" && e.outcome == "success"));
+
+    // Single sign-on: the next request is answered without a login page.
+    let again = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", hub.authn_query("_req-2", "", "rs-2")),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(again.saml_response().contains(r#"InResponseTo="_req-2""#));
+    // ForceAuthn asks again even with a session.
+    let forced = send(
+        &hub.app,
+        get(
+            &format!(
+                "/saml/sso?{}",
+                hub.authn_query("_req-3", r#" ForceAuthn="true""#, "")
+            ),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(forced.status, StatusCode::SEE_OTHER);
+    // A replayed request is refused.
+    let replay = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", hub.authn_query("_req-2", "", "rs-2")),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert!(!replay.body.contains("SAMLResponse"));
+}
+
+#[tokio::test]
+async fn is_passive_without_a_session_answers_no_passive() {
+    let hub = setup(false);
+    let r = send(
+        &hub.app,
+        get(
+            &format!(
+                "/saml/sso?{}",
+                hub.authn_query("_p1", r#" IsPassive="true""#, "")
+            ),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let xml = r.saml_response();
+    assert!(
+        xml.contains("status:Responder") && xml.contains("status:NoPassive"),
+        "{xml}"
+    );
+    assert!(super::saml::xmlsec1_verifies(
+        &xml,
+        &hub.hub_cert(),
+        "urn:oasis:names:tc:SAML:2.0:protocol:Response"
+    ));
+}
+
+#[tokio::test]
+async fn members_who_are_not_activated_get_a_clear_page_not_a_response() {
+    let hub = setup(true);
+    hub.member("not_activated");
+    let r = hub.sign_in("_n1", CITIZEN).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("Tài khoản chưa được kích hoạt"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("SAMLResponse"));
+    assert!(hub.audit().iter().any(|e| e.action == "saml.sso"
+        && e.outcome == "denied"
+        && e.detail.as_deref() == Some("not_activated")));
+
+    let hub = setup(true);
+    let r = hub.sign_in("_n2", CITIZEN).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("chưa có quyền sử dụng hệ thống này"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn an_identity_without_an_account_is_refused() {
+    let hub = setup(false);
+    let r = hub.sign_in("_u1", "022195000123").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Không tìm thấy tài khoản"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_login_cannot_be_finished_from_another_browser_or_twice() {
+    let hub = setup(false);
+    let r = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", hub.authn_query("_b1", "", "")),
+            &[],
+        ),
+    )
+    .await;
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let stranger = send(&hub.app, get(&login, &[])).await;
+    assert_eq!(stranger.status, StatusCode::BAD_REQUEST);
+    assert!(stranger.body.contains("Phiên đăng nhập đã hết hạn"));
+    let post = |cookie: String| {
+        Request::post(format!("{login}/dev"))
+            .header(header::COOKIE, format!("fedhub_login={cookie}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("national_id={CITIZEN}")))
+            .unwrap()
+    };
+    assert_eq!(
+        send(&hub.app, post(bind.clone())).await.status,
+        StatusCode::OK
+    );
+    let twice = send(&hub.app, post(bind)).await;
+    assert_eq!(
+        twice.status,
+        StatusCode::BAD_REQUEST,
+        "a login is single use"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_page_and_an_audit_entry_never_a_response() {
+    let hub = setup(false);
+    // Unknown SP.
+    let stranger = TestSp::new(
+        "https://stranger.example/sp",
+        "https://stranger.example/acs",
+    );
+    let other = Hub {
+        app: hub.app.clone(),
+        store: support::sqlite(),
+        sp: stranger,
+        rp_id: String::new(),
+        account_id: String::new(),
+    };
+    let r = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", other.authn_query("_x1", "", "")),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("Hệ thống chưa được đăng ký"));
+    // ACS URL not in metadata: refused, never used.
+    let evil = send(
+        &hub.app,
+        get(
+            &format!(
+                "/saml/sso?{}",
+                hub.authn_query(
+                    "_x2",
+                    r#" AssertionConsumerServiceURL="https://attacker.example/acs""#,
+                    ""
+                )
+            ),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(evil.status, StatusCode::BAD_REQUEST);
+    assert!(!evil.body.contains("attacker.example") || !evil.body.contains("SAMLResponse"));
+    // Unsigned although the metadata says requests are signed.
+    let q = hub.authn_query("_x3", "", "");
+    let unsigned = q.split("&RelayState").next().unwrap().to_string();
+    let r = send(&hub.app, get(&format!("/saml/sso?{unsigned}"), &[])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Garbage.
+    let r = send(&hub.app, get("/saml/sso?SAMLRequest=%%%", &[])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let denied = hub
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "saml.sso" && e.outcome == "denied")
+        .count();
+    assert!(denied >= 4, "{denied}");
+}
+
+#[tokio::test]
+async fn idp_initiated_sign_in_goes_to_the_default_acs() {
+    let hub = setup(false);
+    let r = send(
+        &hub.app,
+        get(
+            &format!(
+                "/saml/init?sp={}&RelayState=home",
+                url::form_urlencoded::byte_serialize(hub.sp.entity_id.as_bytes())
+                    .collect::<String>()
+            ),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let form = Request::post(format!("{login}/dev"))
+        .header(header::COOKIE, format!("fedhub_login={bind}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("national_id={CITIZEN}")))
+        .unwrap();
+    let done = send(&hub.app, form).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let xml = done.saml_response();
+    assert!(!xml.contains("InResponseTo"), "unsolicited");
+    assert!(xml.contains(&format!(r#"Destination="{}""#, crate::sp::ACS)));
+}
