@@ -238,6 +238,34 @@ fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {
         }
         accounts::add(conn, &input.validate()?, now)?;
     }
+    seed_dev_connector(conn, now)
+}
+
+/// The demo upstream: the demo citizens, signed in with a click (never on a real hub).
+fn seed_dev_connector(conn: &mut Db, now: i64) -> Result<()> {
+    use crate::store::schema::connectors::dsl as k;
+    use diesel::prelude::*;
+    let people: Vec<fedhub_connectors::dev::DevPerson> = DEMO_ACCOUNTS
+        .iter()
+        .filter(|(kind, ..)| *kind == "citizen")
+        .map(|(_, name, id, ..)| fedhub_connectors::dev::DevPerson {
+            national_id: (*id).into(),
+            name: (*name).into(),
+        })
+        .collect();
+    let config = serde_json::to_string(&fedhub_connectors::dev::DevConfig { people })
+        .map_err(Error::internal)?;
+    diesel::insert_into(k::connectors)
+        .values((
+            k::id.eq("demo"),
+            k::kind.eq("dev"),
+            k::display_name.eq("Tài khoản trình diễn"),
+            k::config.eq(config),
+            k::enabled.eq(true),
+            k::created_at.eq(now),
+            k::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -252,8 +280,12 @@ fn print_tour(config: &Config, api_token: &str) {
          \nand demo accounts. Try the admin API with the demo token:\n\
          \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/accounts?q=nguyen'\
          \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/agencies?parent=000.00.00.H49'\n\
-         \nSign-in through the hub (SAML and OIDC portals) arrives with the next releases.\
+         \nSAML IdP metadata for ministry portals: {base}/saml/metadata\
+         \nRegister a portal: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49\
+         \n(with FEDHUB_DATABASE_URL=sqlite://{db}); its people then sign in with the demo accounts.\
+         \nThe example portals and the OIDC provider arrive with the next releases.\
          \nStop with Ctrl-C. Data lives in {}.\n",
-        config.database.url.trim_start_matches("sqlite://")
+        config.database.url.trim_start_matches("sqlite://"),
+        db = config.database.url.trim_start_matches("sqlite://")
     );
 }

@@ -66,6 +66,32 @@ impl Reply {
     }
 }
 
+/// A Redirect-binding query carrying `xml` as `param`, signed with the SP's key.
+pub fn signed_query(sp: &TestSp, param: &str, xml: &str, relay: Option<&str>) -> String {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(xml.as_bytes()).unwrap();
+    let b64 = STANDARD.encode(enc.finish().unwrap());
+    let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut octets = format!("{param}={}", e(&b64));
+    if let Some(r) = relay {
+        octets.push_str(&format!("&RelayState={}", e(r)));
+    }
+    octets.push_str(&format!(
+        "&SigAlg={}",
+        e("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    ));
+    let key = ring::signature::RsaKeyPair::from_der(&sp.signing.private_der).unwrap();
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        octets.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{octets}&Signature={}", e(&STANDARD.encode(sig)))
+}
+
 async fn send(app: &Router, req: Request<Body>) -> Reply {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
@@ -208,27 +234,7 @@ impl Hub {
             r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"{extra}><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
             self.sp.entity_id
         );
-        let mut enc =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        enc.write_all(xml.as_bytes()).unwrap();
-        let b64 = STANDARD.encode(enc.finish().unwrap());
-        let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let octets = format!(
-            "SAMLRequest={}&RelayState={}&SigAlg={}",
-            e(&b64),
-            e(relay),
-            e("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
-        );
-        let key = ring::signature::RsaKeyPair::from_der(&self.sp.signing.private_der).unwrap();
-        let mut sig = vec![0u8; key.public().modulus_len()];
-        key.sign(
-            &ring::signature::RSA_PKCS1_SHA256,
-            &ring::rand::SystemRandom::new(),
-            octets.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
-        format!("{octets}&Signature={}", e(&STANDARD.encode(sig)))
+        signed_query(&self.sp, "SAMLRequest", &xml, Some(relay))
     }
 
     fn hub_cert(&self) -> Vec<u8> {
@@ -541,4 +547,219 @@ async fn idp_initiated_sign_in_goes_to_the_default_acs() {
     let xml = done.saml_response();
     assert!(!xml.contains("InResponseTo"), "unsolicited");
     assert!(xml.contains(&format!(r#"Destination="{}""#, crate::sp::ACS)));
+}
+
+mod logout {
+    use super::*;
+    use fedhub_metadata::xml::{redirect, Limits};
+
+    fn logout_request(sp: &TestSp, id: &str, name_id: &str) -> String {
+        format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/slo"><saml:Issuer>{}</saml:Issuer><saml:NameID>{name_id}</saml:NameID></samlp:LogoutRequest>"#,
+            sp.entity_id
+        )
+    }
+
+    fn logout_response(sp: &TestSp, in_response_to: &str) -> String {
+        format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr1" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" InResponseTo="{in_response_to}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+            sp.entity_id
+        )
+    }
+
+    /// Splits a redirect to an SP's SLO endpoint and checks the hub's query signature.
+    fn hub_message(hub: &Hub, location: &str, param: &str) -> redirect::RedirectMessage {
+        let query = location.split_once('?').unwrap().1;
+        let msg = redirect::parse(query, param, Limits::default()).unwrap();
+        let cert = samael::crypto::CertificateDer::from(hub.hub_cert());
+        msg.signature
+            .as_ref()
+            .expect("signed")
+            .verify(&[cert])
+            .expect("signed by the hub's current key");
+        msg
+    }
+
+    #[tokio::test]
+    async fn sp_initiated_logout_reaches_every_sp_of_the_session_and_ends_sso() {
+        let hub = setup(false);
+        // A second portal in the same session.
+        let sp2 = TestSp::new(
+            "https://dvc.quangninh.example.gov.vn/sp",
+            "https://dvc.quangninh.example.gov.vn/acs",
+        );
+        let reg = fedhub::rp::saml::SamlRegistration {
+            metadata_xml: sp2.metadata(),
+            metadata_url: None,
+            owner_agency_code: "000.00.00.H49".into(),
+            display_name: None,
+            sign: None,
+            encrypt_assertion: None,
+            name_id_format: None,
+            release: None,
+            require_activated_membership: Some(false),
+        };
+        hub.store
+            .write(|c| fedhub::rp::saml::add(c, &reg, NOW))
+            .unwrap();
+        let first = hub.sign_in("_a1", CITIZEN).await;
+        let sso_cookie = first.cookie("fedhub_sso").unwrap();
+        let name_id = {
+            let r: samael::schema::Response = first.saml_response().parse().unwrap();
+            r.assertion.unwrap().subject.unwrap().name_id.unwrap().value
+        };
+        let hub2 = Hub {
+            app: hub.app.clone(),
+            store: support::sqlite(),
+            sp: sp2,
+            rp_id: String::new(),
+            account_id: String::new(),
+        };
+        let second = send(
+            &hub.app,
+            get(
+                &format!("/saml/sso?{}", hub2.authn_query("_b1", "", "")),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(second.status, StatusCode::OK, "SSO into the second portal");
+
+        // Portal 1 asks to log out.
+        let q = signed_query(
+            &hub.sp,
+            "SAMLRequest",
+            &logout_request(&hub.sp, "_lo1", &name_id),
+            Some("back-home"),
+        );
+        let r = send(
+            &hub.app,
+            get(&format!("/saml/slo?{q}"), &[("fedhub_sso", &sso_cookie)]),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert!(
+            r.headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("fedhub_sso=;")),
+            "the SSO cookie is cleared"
+        );
+        // The hub tells portal 2 first.
+        assert!(
+            r.location()
+                .starts_with(&format!("{}/slo?", hub2.sp.entity_id)),
+            "{}",
+            r.location()
+        );
+        let to_sp2 = hub_message(&hub, r.location(), "SAMLRequest");
+        let req: samael::schema::LogoutRequest = to_sp2.xml.parse().unwrap();
+        let handle = to_sp2.relay_state.clone().unwrap();
+        // Portal 2 confirms; the hub answers portal 1.
+        let q = signed_query(
+            &hub2.sp,
+            "SAMLResponse",
+            &logout_response(&hub2.sp, req.id.as_deref().unwrap()),
+            Some(&handle),
+        );
+        let r = send(&hub.app, get(&format!("/saml/slo?{q}"), &[])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert!(r
+            .location()
+            .starts_with(&format!("{}/slo?", hub.sp.entity_id)));
+        let answer = hub_message(&hub, r.location(), "SAMLResponse");
+        assert_eq!(answer.relay_state.as_deref(), Some("back-home"));
+        let resp: samael::schema::LogoutResponse = answer.xml.parse().unwrap();
+        assert_eq!(resp.in_response_to.as_deref(), Some("_lo1"));
+        assert!(answer.xml.contains("status:Success") && !answer.xml.contains("PartialLogout"));
+
+        // The old cookie no longer signs anyone in.
+        let after = send(
+            &hub.app,
+            get(
+                &format!("/saml/sso?{}", hub.authn_query("_a2", "", "")),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(after.status, StatusCode::SEE_OTHER, "a login page again");
+        assert!(hub.audit().iter().any(|e| e.action == "logout"));
+    }
+
+    #[tokio::test]
+    async fn unsigned_or_foreign_logout_requests_are_refused() {
+        let hub = setup(false);
+        let first = hub.sign_in("_a1", CITIZEN).await;
+        let sso_cookie = first.cookie("fedhub_sso").unwrap();
+        let q = signed_query(
+            &hub.sp,
+            "SAMLRequest",
+            &logout_request(&hub.sp, "_lo1", "x"),
+            None,
+        );
+        let unsigned = q.split("&SigAlg").next().unwrap();
+        let r = send(
+            &hub.app,
+            get(
+                &format!("/saml/slo?{unsigned}"),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let stranger = TestSp::new(&hub.sp.entity_id, crate::sp::ACS);
+        let forged = signed_query(
+            &stranger,
+            "SAMLRequest",
+            &logout_request(&hub.sp, "_lo2", "x"),
+            None,
+        );
+        let r = send(
+            &hub.app,
+            get(
+                &format!("/saml/slo?{forged}"),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "signed with a key not in metadata"
+        );
+        // The session survived both.
+        let again = send(
+            &hub.app,
+            get(
+                &format!("/saml/sso?{}", hub.authn_query("_a3", "", "")),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn sign_out_everywhere_from_the_hub() {
+        let hub = setup(false);
+        let first = hub.sign_in("_a1", CITIZEN).await;
+        let sso_cookie = first.cookie("fedhub_sso").unwrap();
+        let r = send(
+            &hub.app,
+            get("/saml/logout", &[("fedhub_sso", &sso_cookie)]),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "the portal is told first");
+        let to_sp = hub_message(&hub, r.location(), "SAMLRequest");
+        let req: samael::schema::LogoutRequest = to_sp.xml.parse().unwrap();
+        let q = signed_query(
+            &hub.sp,
+            "SAMLResponse",
+            &logout_response(&hub.sp, req.id.as_deref().unwrap()),
+            to_sp.relay_state.as_deref(),
+        );
+        let done = send(&hub.app, get(&format!("/saml/slo?{q}"), &[])).await;
+        assert_eq!(done.status, StatusCode::OK);
+        assert!(done.body.contains("Đã đăng xuất"), "{}", done.body);
+    }
 }

@@ -4,6 +4,7 @@
 pub mod attributes;
 mod idp_metadata;
 pub mod response;
+pub mod slo;
 pub mod sso;
 
 use axum::routing::get;
@@ -22,4 +23,9 @@ pub fn router() -> Router<AppState> {
         .route("/saml/metadata", get(idp_metadata::serve))
         .route("/saml/sso", get(sso::sso_redirect).post(sso::sso_post))
         .route("/saml/init", get(sso::idp_initiated))
+        .route("/saml/slo", get(slo::slo_redirect).post(slo::slo_post))
+        .route(
+            "/saml/logout",
+            get(slo::logout_everywhere).post(slo::logout_everywhere),
+        )
 }

@@ -332,7 +332,6 @@ pub async fn answer(
                     return Ok(Err(refusal));
                 }
             };
-            let session_index = sso::served(c, &session.id, &rp_for_db.id, &resolved.subject, now)?;
             let (name_id, format) = match settings.name_id_format {
                 NameIdFormat::Persistent => (resolved.subject.clone(), NAMEID_PERSISTENT),
                 NameIdFormat::Transient => (
@@ -344,6 +343,8 @@ pub async fn answer(
                     None => (resolved.subject.clone(), NAMEID_PERSISTENT),
                 },
             };
+            // Logout names the person the way this SP knows them.
+            let session_index = sso::served(c, &session.id, &rp_for_db.id, &name_id, now)?;
             let attributes = resolved
                 .attributes
                 .into_iter()
@@ -421,6 +422,28 @@ fn post_page(
     xml: &str,
     relay_state: Option<&str>,
 ) -> Result<Response> {
+    post_message(
+        state,
+        headers,
+        &rp.display_name,
+        acs,
+        "SAMLResponse",
+        xml,
+        relay_state,
+    )
+}
+
+/// Auto-POSTs a SAML message (`field`: SAMLRequest or SAMLResponse) to `acs`, a URL from
+/// the SP's metadata.
+pub fn post_message(
+    state: &AppState,
+    headers: &HeaderMap,
+    rp_name: &str,
+    acs: &str,
+    field: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Result<Response> {
     let page = PageContext {
         lang: Lang::negotiate(None, headers),
         request_id: request_id_of(headers),
@@ -430,7 +453,7 @@ fn post_page(
     let html = state.pages.render(
         "saml_post.html",
         &page,
-        context! { action => acs, field => "SAMLResponse", message => STANDARD.encode(xml), relay_state, rp_name => rp.display_name.clone() },
+        context! { action => acs, field => field, message => STANDARD.encode(xml), relay_state, rp_name => rp_name },
     )?;
     let script_hash = STANDARD.encode(ring::digest::digest(
         &ring::digest::SHA256,

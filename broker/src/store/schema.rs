@@ -225,6 +225,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    logout_sessions (id) {
+        id -> Text,
+        state -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     saml_replay (id) {
         id -> Text,
         expires_at -> BigInt,
@@ -300,6 +309,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_codes,
     oidc_tokens,
     saml_replay,
+    logout_sessions,
     api_tokens,
     change_counters,
     audit_log,

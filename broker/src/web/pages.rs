@@ -86,6 +86,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "saml_post.html",
         include_str!("../../../templates/saml_post.html"),
     ),
+    (
+        "signed_out.html",
+        include_str!("../../../templates/signed_out.html"),
+    ),
 ];
 
 const CATALOGUES: &[(&str, &str)] = &[
@@ -224,6 +228,29 @@ mod tests {
             Lang::En
         );
         assert_eq!(Lang::negotiate(Some("lang=xx"), &headers("en")), Lang::En);
+    }
+
+    #[test]
+    fn every_template_file_is_compiled_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".html") {
+                assert!(
+                    TEMPLATES.iter().any(|(n, _)| *n == name),
+                    "templates/{name} is not in TEMPLATES"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_auto_post_script_is_the_one_csp_allows() {
+        let (_, post) = TEMPLATES
+            .iter()
+            .find(|(n, _)| *n == "saml_post.html")
+            .unwrap();
+        assert!(post.contains(&format!("<script>{AUTO_POST_SCRIPT}</script>")));
     }
 
     #[test]

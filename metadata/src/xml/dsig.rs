@@ -90,6 +90,11 @@ impl XmlSigner {
         self.alg
     }
 
+    /// Signs bytes as they are (the HTTP-Redirect binding signs the query string).
+    pub fn sign_bytes(&self, data: &[u8]) -> Result<Vec<u8>, XmlError> {
+        self.raw_sign(data)
+    }
+
     fn raw_sign(&self, data: &[u8]) -> Result<Vec<u8>, XmlError> {
         let fail = |_| XmlError::Invalid("signing failed".into());
         match &self.pair {

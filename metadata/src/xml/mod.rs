@@ -7,12 +7,16 @@
 //!   message carries, and only with the allowed algorithms (RSA/ECDSA with SHA-256 or stronger);
 //! - a signed POST message is reduced to its signed content before it is parsed, so an
 //!   unsigned wrapper cannot smuggle in its own ACS URL;
+//! - before libxmlsec sees a signed message, every `URI` must be same-document (`""` or
+//!   `"#id"`) and every `Algorithm` a c14n, enveloped-signature, RSA/ECDSA or digest method:
+//!   libxmlsec fetches remote references and runs XPath/XSLT before it checks a signature;
 //! - HTTP-Redirect signatures are checked over the raw query bytes as received;
 //! - panics inside samael/libxml become errors.
 
 pub mod authn;
 pub mod dsig;
 pub mod guard;
+pub mod logout;
 pub mod redirect;
 pub mod sign;
 pub mod sp;

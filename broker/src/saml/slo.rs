@@ -1,0 +1,576 @@
+//! Single logout at `/saml/slo` (SP-initiated, HTTP-Redirect or POST, signed) and
+//! `/saml/logout` (started at the hub). Ending the SSO session is immediate; then every other
+//! SP the person visited is told in turn (front channel), and the initiator gets a signed
+//! LogoutResponse: Success, or PartialLogout when an SP did not confirm.
+
+use std::io::Write;
+
+use axum::extract::{Form, RawQuery, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use diesel::prelude::*;
+use fedhub_metadata::xml::dsig::{c14n_attr, c14n_text, XmlSigner};
+use fedhub_metadata::xml::logout::{self, LogoutMessage};
+use fedhub_metadata::xml::sp::{BINDING_POST, BINDING_REDIRECT};
+use fedhub_metadata::xml::{Binding, Limits};
+use http::{header, HeaderMap};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::response::{new_id, STATUS_SUCCESS};
+use super::sso::post_message;
+use crate::audit::{self, Event, Outcome};
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::keys::{self, Purpose};
+use crate::rp::{self, RelyingParty};
+use crate::store::schema::{logout_sessions as ls, sso_session_rps as sr, sso_sessions as ss};
+use crate::store::Db;
+use crate::tokens::{random_secret, sha256_hex};
+use crate::web::error::WebError;
+use crate::web::pages::{Lang, PageContext};
+use crate::web::{cookies, request_id_of, AppState};
+
+const STATUS_PARTIAL_LOGOUT: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
+
+/// Who asked for the logout and must get the final answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Initiator {
+    rp_id: String,
+    request_id: String,
+    relay_state: Option<String>,
+}
+
+/// A relying party still to be told: who, and how it knows the person.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    rp_id: String,
+    name_id: String,
+    session_index: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogoutState {
+    initiator: Option<Initiator>,
+    pending: Vec<Pending>,
+    /// The LogoutRequest we sent last, waiting for its response.
+    waiting_for: Option<String>,
+    partial: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SloForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+pub async fn slo_redirect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, WebError> {
+    let q = q.unwrap_or_default();
+    let param = if q.split('&').any(|p| p.starts_with("SAMLResponse=")) {
+        "SAMLResponse"
+    } else {
+        "SAMLRequest"
+    };
+    handle(state, headers, Binding::Redirect { raw_query: &q }, param).await
+}
+
+pub async fn slo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SloForm>,
+) -> Result<Response, WebError> {
+    let (message, param) = match (&f.saml_request, &f.saml_response) {
+        (Some(r), None) => (r.as_str(), "SAMLRequest"),
+        (None, Some(r)) => (r.as_str(), "SAMLResponse"),
+        _ => {
+            return Err(WebError::page(Error::invalid(
+                "SAMLRequest",
+                "send exactly one of SAMLRequest or SAMLResponse",
+            )))
+        }
+    };
+    handle(
+        state,
+        headers,
+        Binding::Post {
+            saml_request: message,
+            relay_state: f.relay_state.as_deref(),
+        },
+        param,
+    )
+    .await
+}
+
+fn bad(e: impl std::fmt::Display) -> WebError {
+    WebError::page_with(
+        Error::invalid("SAMLRequest", e.to_string()),
+        "error.unknown_sp.title",
+        "error.unknown_sp.message",
+    )
+}
+
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    binding: Binding<'_>,
+    param: &str,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let limits = Limits::default();
+    let issuer = logout::peek_issuer(&binding, param, limits).map_err(bad)?;
+    let lookup = issuer.clone();
+    let rp = state
+        .store
+        .read_async(move |c| rp::by_entity_id(c, &lookup))
+        .await?
+        .ok_or_else(|| bad(format!("{issuer} is not registered")))?;
+    let md = rp::saml::settings(&rp)?.metadata()?;
+    let verified = match logout::decode(binding, param, &md, limits) {
+        Ok(v) => v,
+        Err(e) => {
+            let event = Event::new("anonymous", "saml.slo")
+                .target(issuer)
+                .rp(rp.id.clone())
+                .outcome(Outcome::Denied)
+                .detail(e.to_string())
+                .request(Some(request_id_of(&headers)));
+            state
+                .store
+                .write_async(move |c| audit::record(c, &event, now))
+                .await?;
+            return Err(bad(e));
+        }
+    };
+    match verified.message {
+        LogoutMessage::Request(req) => {
+            let initiator = Initiator {
+                rp_id: rp.id.clone(),
+                request_id: req.id.clone().unwrap_or_default(),
+                relay_state: verified.relay_state,
+            };
+            begin(state, headers, Some(initiator)).await
+        }
+        LogoutMessage::Response(resp) => {
+            let handle = verified
+                .relay_state
+                .ok_or_else(|| bad("a LogoutResponse must carry the RelayState the hub sent"))?;
+            let success = resp
+                .status
+                .as_ref()
+                .and_then(|s| s.status_code.value.as_deref())
+                == Some(STATUS_SUCCESS);
+            let in_response_to = resp.in_response_to.clone();
+            let h = handle.clone();
+            state
+                .store
+                .write_async(move |c| {
+                    let mut st = load(c, &h, now)?;
+                    if st.waiting_for.is_none() || st.waiting_for != in_response_to {
+                        return Err(Error::invalid(
+                            "SAMLResponse",
+                            "not the LogoutResponse the hub is waiting for",
+                        ));
+                    }
+                    st.waiting_for = None;
+                    st.partial |= !success;
+                    save(c, &h, &st)
+                })
+                .await?;
+            next(state, headers, handle).await
+        }
+    }
+}
+
+/// Starts a logout: ends the browser's SSO session and lists the relying parties to tell.
+async fn begin(
+    state: AppState,
+    headers: HeaderMap,
+    initiator: Option<Initiator>,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let cookie = cookies::get(&headers, &state.config.cookies.name).map(str::to_string);
+    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
+    let request_id = request_id_of(&headers);
+    let handle = state
+        .store
+        .write_async(move |c| {
+            let mut pending = Vec::new();
+            if let Some(cookie) = cookie {
+                let session_id = sha256_hex(&cookie);
+                let account: Option<String> = ss::table
+                    .find(&session_id)
+                    .filter(ss::ended_at.is_null())
+                    .select(ss::account_id)
+                    .first(c)
+                    .optional()?;
+                if let Some(account) = account {
+                    let served: Vec<(String, String, Option<String>)> = sr::table
+                        .filter(sr::sso_session_id.eq(&session_id))
+                        .select((sr::rp_id, sr::subject, sr::session_index))
+                        .load(c)?;
+                    for (rp_id, name_id, session_index) in served {
+                        if initiator.as_ref().is_some_and(|i| i.rp_id == rp_id) {
+                            continue;
+                        }
+                        pending.push(Pending {
+                            rp_id,
+                            name_id,
+                            session_index,
+                        });
+                    }
+                    crate::login::sso::end(c, &session_id, now)?;
+                    let event = Event::new(format!("account:{account}"), "logout")
+                        .target(
+                            initiator
+                                .as_ref()
+                                .map(|i| i.rp_id.clone())
+                                .unwrap_or_else(|| "hub".into()),
+                        )
+                        .request(Some(request_id.clone()));
+                    audit::record(c, &event, now)?;
+                }
+            }
+            let handle = random_secret("")?;
+            let st = LogoutState {
+                initiator,
+                pending,
+                waiting_for: None,
+                partial: false,
+            };
+            diesel::insert_into(ls::table)
+                .values((
+                    ls::id.eq(sha256_hex(&handle)),
+                    ls::state.eq(serde_json::to_string(&st).map_err(Error::internal)?),
+                    ls::created_at.eq(now),
+                    ls::expires_at.eq(now + ttl),
+                ))
+                .execute(c)?;
+            Ok(handle)
+        })
+        .await?;
+    let mut res = next(state.clone(), headers, handle).await?;
+    if let Some(c) = cookies::clear_sso(&state.config) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+fn load(c: &mut Db, handle: &str, now: i64) -> Result<LogoutState> {
+    let json: String = ls::table
+        .find(sha256_hex(handle))
+        .filter(ls::expires_at.gt(now))
+        .select(ls::state)
+        .first(c)
+        .optional()?
+        .ok_or_else(|| Error::invalid("RelayState", "this logout has expired"))?;
+    serde_json::from_str(&json).map_err(Error::internal)
+}
+
+fn save(c: &mut Db, handle: &str, st: &LogoutState) -> Result<()> {
+    diesel::update(ls::table.find(sha256_hex(handle)))
+        .set(ls::state.eq(serde_json::to_string(st).map_err(Error::internal)?))
+        .execute(c)?;
+    Ok(())
+}
+
+/// What to send next: a LogoutRequest to the next SP, or the final answer.
+enum Step {
+    Tell {
+        rp: RelyingParty,
+        endpoint: String,
+        binding: String,
+        xml: String,
+    },
+    Answer {
+        rp: RelyingParty,
+        endpoint: String,
+        binding: String,
+        xml: String,
+        relay_state: Option<String>,
+    },
+    Done {
+        partial: bool,
+    },
+}
+
+async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let vault = state.vault()?;
+    let issuer = state.config.saml_entity_id();
+    let h = handle.clone();
+    let step = state
+        .store
+        .write_async(move |c| {
+            let mut st = load(c, &h, now)?;
+            let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
+            while let Some(p) = st.pending.pop() {
+                let rp = rp::get(c, &p.rp_id)?;
+                let Ok(md) = rp::saml::settings(&rp).and_then(|s| s.metadata()) else {
+                    continue;
+                };
+                // Prefer the Redirect binding; an SP without an SLO endpoint cannot be told.
+                let Some(slo) = md
+                    .slo
+                    .iter()
+                    .find(|e| e.binding == BINDING_REDIRECT)
+                    .or_else(|| md.slo.first())
+                else {
+                    st.partial = true;
+                    continue;
+                };
+                let id = new_id();
+                let format = match rp::saml::settings(&rp)?.name_id_format {
+                    rp::saml::NameIdFormat::Persistent => super::NAMEID_PERSISTENT,
+                    rp::saml::NameIdFormat::Transient => super::NAMEID_TRANSIENT,
+                    rp::saml::NameIdFormat::Email => super::NAMEID_EMAIL,
+                };
+                let xml =
+                    logout_request(&issuer, &rp.entity_id, format, &slo.location, &id, &p, now)?;
+                st.waiting_for = Some(id);
+                save(c, &h, &st)?;
+                return Ok(Step::Tell {
+                    rp,
+                    endpoint: slo.location.clone(),
+                    binding: slo.binding.clone(),
+                    xml,
+                });
+            }
+            diesel::delete(ls::table.find(sha256_hex(&h))).execute(c)?;
+            let Some(init) = st.initiator else {
+                return Ok(Step::Done {
+                    partial: st.partial,
+                });
+            };
+            let rp = rp::get(c, &init.rp_id)?;
+            let md = rp::saml::settings(&rp)?.metadata()?;
+            let slo = md
+                .slo
+                .iter()
+                .find(|e| e.binding == BINDING_REDIRECT)
+                .or_else(|| md.slo.first())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "SingleLogoutService",
+                        "the service provider's metadata has no SingleLogoutService",
+                    )
+                })?;
+            let endpoint = slo
+                .response_location
+                .clone()
+                .unwrap_or_else(|| slo.location.clone());
+            let (top, second) = if st.partial {
+                (STATUS_SUCCESS, Some(STATUS_PARTIAL_LOGOUT))
+            } else {
+                (STATUS_SUCCESS, None)
+            };
+            let xml = logout_response(
+                &issuer,
+                &endpoint,
+                &init.request_id,
+                top,
+                second,
+                now,
+                &signer,
+                slo.binding == BINDING_POST,
+            )?;
+            Ok(Step::Answer {
+                rp,
+                endpoint,
+                binding: slo.binding.clone(),
+                xml,
+                relay_state: init.relay_state,
+            })
+        })
+        .await?;
+    let signer = {
+        let vault = state.vault()?;
+        state
+            .store
+            .read_async(move |c| keys::signer(c, &vault, Purpose::Saml)?.xml_signer())
+            .await?
+    };
+    match step {
+        Step::Tell {
+            rp,
+            endpoint,
+            binding,
+            xml,
+        } => send(
+            &state,
+            &headers,
+            &rp,
+            &endpoint,
+            &binding,
+            "SAMLRequest",
+            &xml,
+            Some(&handle),
+            &signer,
+        ),
+        Step::Answer {
+            rp,
+            endpoint,
+            binding,
+            xml,
+            relay_state,
+        } => send(
+            &state,
+            &headers,
+            &rp,
+            &endpoint,
+            &binding,
+            "SAMLResponse",
+            &xml,
+            relay_state.as_deref(),
+            &signer,
+        ),
+        Step::Done { partial } => {
+            let page = PageContext {
+                lang: Lang::negotiate(None, &headers),
+                request_id: request_id_of(&headers),
+                path: "/saml/logout".into(),
+                query: None,
+            };
+            let html = state
+                .pages
+                .render("signed_out.html", &page, context! { partial })?;
+            Ok(Html(html).into_response())
+        }
+    }
+}
+
+/// The NameID matches the assertion's exactly (Format and qualifiers too): SPs compare them.
+fn logout_request(
+    issuer: &str,
+    sp_entity: &str,
+    format: &str,
+    destination: &str,
+    id: &str,
+    p: &Pending,
+    now: i64,
+) -> Result<String> {
+    let index = p
+        .session_index
+        .as_deref()
+        .map(|s| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", c14n_text(s)))
+        .unwrap_or_default();
+    Ok(format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" Destination="{}" ID="{id}" IssueInstant="{}" Version="2.0"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">{}</saml:Issuer><saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Format="{}" NameQualifier="{}" SPNameQualifier="{}">{}</saml:NameID>{index}</samlp:LogoutRequest>"#,
+        c14n_attr(destination),
+        rfc3339(now),
+        c14n_text(issuer),
+        c14n_attr(format),
+        c14n_attr(issuer),
+        c14n_attr(sp_entity),
+        c14n_text(&p.name_id),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn logout_response(
+    issuer: &str,
+    destination: &str,
+    in_response_to: &str,
+    top: &str,
+    second: Option<&str>,
+    now: i64,
+    signer: &XmlSigner,
+    xml_signature: bool,
+) -> Result<String> {
+    let id = new_id();
+    let inner = second
+        .map(|s| format!(r#"<samlp:StatusCode Value="{s}"></samlp:StatusCode>"#))
+        .unwrap_or_default();
+    let head = format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" Destination="{}" ID="{id}" InResponseTo="{}" IssueInstant="{}" Version="2.0"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">{}</saml:Issuer>"#,
+        c14n_attr(destination),
+        c14n_attr(in_response_to),
+        rfc3339(now),
+        c14n_text(issuer),
+    );
+    let xml = format!(
+        r#"{head}<samlp:Status><samlp:StatusCode Value="{top}">{inner}</samlp:StatusCode></samlp:Status></samlp:LogoutResponse>"#
+    );
+    if xml_signature {
+        signer
+            .sign_enveloped(&xml, &id, head.len())
+            .map_err(Error::internal)
+    } else {
+        Ok(xml)
+    }
+}
+
+/// Sends a logout message: a signed Redirect query, or an XML-signed auto-POST.
+#[allow(clippy::too_many_arguments)]
+fn send(
+    state: &AppState,
+    headers: &HeaderMap,
+    rp: &RelyingParty,
+    endpoint: &str,
+    binding: &str,
+    field: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+    signer: &XmlSigner,
+) -> Result<Response, WebError> {
+    if binding == BINDING_POST {
+        // POST messages carry an XML signature; LogoutRequests are signed here.
+        let signed = if field == "SAMLRequest" {
+            let id = xml
+                .split("ID=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let at = xml
+                .find("</saml:Issuer>")
+                .map(|i| i + "</saml:Issuer>".len())
+                .unwrap_or(0);
+            signer
+                .sign_enveloped(xml, &id, at)
+                .map_err(Error::internal)?
+        } else {
+            xml.to_string()
+        };
+        return Ok(post_message(
+            state,
+            headers,
+            &rp.display_name,
+            endpoint,
+            field,
+            &signed,
+            relay_state,
+        )?);
+    }
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(xml.as_bytes()).map_err(Error::internal)?;
+    let deflated = STANDARD.encode(enc.finish().map_err(Error::internal)?);
+    let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut query = format!("{field}={}", e(&deflated));
+    if let Some(r) = relay_state {
+        query.push_str(&format!("&RelayState={}", e(r)));
+    }
+    query.push_str(&format!("&SigAlg={}", e(signer.alg().xml_signature_uri())));
+    let signature = signer
+        .sign_bytes(query.as_bytes())
+        .map_err(Error::internal)?;
+    query.push_str(&format!("&Signature={}", e(&STANDARD.encode(signature))));
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{endpoint}{sep}{query}")).into_response())
+}
+
+/// "Sign out everywhere", started at the hub.
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    begin(state, headers, None).await
+}

@@ -1,0 +1,82 @@
+//! Single-logout messages from a service provider. Both kinds must be signed: an unsigned
+//! LogoutRequest would let anyone sign people out, an unsigned LogoutResponse would let anyone
+//! fake the end of a logout.
+
+use samael::schema::{LogoutRequest, LogoutResponse};
+
+use super::authn::verify_and_reduce;
+use super::guard::{base64_decode, check_xml, guarded, Limits};
+use super::sp::SpMetadata;
+use super::{redirect, Binding, XmlError};
+
+#[derive(Debug, Clone)]
+pub enum LogoutMessage {
+    Request(Box<LogoutRequest>),
+    Response(Box<LogoutResponse>),
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifiedLogout {
+    pub message: LogoutMessage,
+    pub relay_state: Option<String>,
+}
+
+/// The Issuer of a logout message, unverified, to find whose keys to verify it with.
+pub fn peek_issuer(binding: &Binding<'_>, param: &str, limits: Limits) -> Result<String, XmlError> {
+    let xml = match binding {
+        Binding::Redirect { raw_query } => redirect::parse(raw_query, param, limits)?.xml,
+        Binding::Post { saml_request, .. } => check_xml(&base64_decode(saml_request, limits)?, limits)?.to_string(),
+    };
+    let issuer = if param == "SAMLRequest" {
+        parse_request(&xml)?.issuer.and_then(|i| i.value)
+    } else {
+        parse_response(&xml)?.issuer.and_then(|i| i.value)
+    };
+    issuer.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).ok_or_else(|| XmlError::Invalid("the message has no Issuer".into()))
+}
+
+fn parse_request(xml: &str) -> Result<LogoutRequest, XmlError> {
+    guarded(|| xml.parse::<LogoutRequest>().map_err(|e| XmlError::Parse(e.to_string())))
+}
+
+fn parse_response(xml: &str) -> Result<LogoutResponse, XmlError> {
+    guarded(|| xml.parse::<LogoutResponse>().map_err(|e| XmlError::Parse(e.to_string())))
+}
+
+/// Decodes and verifies a LogoutRequest (`param = "SAMLRequest"`) or LogoutResponse
+/// (`"SAMLResponse"`) from `sp`; the signature is required in both bindings.
+pub fn decode(binding: Binding<'_>, param: &str, sp: &SpMetadata, limits: Limits) -> Result<VerifiedLogout, XmlError> {
+    let (xml, relay_state) = match binding {
+        Binding::Redirect { raw_query } => {
+            let msg = redirect::parse(raw_query, param, limits)?;
+            msg.signature.as_ref().ok_or(XmlError::MissingSignature)?.verify(&sp.signing_certs)?;
+            (msg.xml, msg.relay_state)
+        }
+        Binding::Post { saml_request, relay_state } => {
+            let bytes = base64_decode(saml_request, limits)?;
+            let xml = check_xml(&bytes, limits)?;
+            if !xml.contains("SignatureValue") {
+                return Err(XmlError::MissingSignature);
+            }
+            (verify_and_reduce(xml, sp)?, relay_state.map(String::from))
+        }
+    };
+    let message = if param == "SAMLRequest" {
+        let r = parse_request(&xml)?;
+        check_issuer(r.issuer.as_ref().and_then(|i| i.value.as_deref()), sp)?;
+        LogoutMessage::Request(Box::new(r))
+    } else {
+        let r = parse_response(&xml)?;
+        check_issuer(r.issuer.as_ref().and_then(|i| i.value.as_deref()), sp)?;
+        LogoutMessage::Response(Box::new(r))
+    };
+    Ok(VerifiedLogout { message, relay_state })
+}
+
+fn check_issuer(issuer: Option<&str>, sp: &SpMetadata) -> Result<(), XmlError> {
+    if issuer.map(str::trim) == Some(sp.entity_id.as_str()) {
+        Ok(())
+    } else {
+        Err(XmlError::Invalid("the Issuer is not this service provider".into()))
+    }
+}
