@@ -6,6 +6,7 @@
 
 mod cli;
 mod http;
+mod interop;
 mod saml;
 mod server;
 mod sp;

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use crate::sp::{default_sp, TestSp};
 use crate::support::{self, NOW};
 
-const CITIZEN: &str = "001204012345";
+pub const CITIZEN: &str = "001204012345";
 
 struct Hub {
     app: Router,
@@ -26,20 +26,20 @@ struct Hub {
     account_id: String,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
 }
 
 impl Reply {
-    fn location(&self) -> &str {
+    pub fn location(&self) -> &str {
         self.headers
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
@@ -50,7 +50,7 @@ impl Reply {
             })
     }
     /// The SAMLResponse carried by an auto-POST page, decoded.
-    fn saml_response(&self) -> String {
+    pub fn saml_response(&self) -> String {
         let marker = r#"name="SAMLResponse" value=""#;
         let start = self
             .body
@@ -92,7 +92,7 @@ pub fn signed_query(sp: &TestSp, param: &str, xml: &str, relay: Option<&str>) ->
     format!("{octets}&Signature={}", e(&STANDARD.encode(sig)))
 }
 
-async fn send(app: &Router, req: Request<Body>) -> Reply {
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
@@ -105,7 +105,7 @@ async fn send(app: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-fn get(uri: &str, cookies: &[(&str, &str)]) -> Request<Body> {
+pub fn get(uri: &str, cookies: &[(&str, &str)]) -> Request<Body> {
     let mut b = Request::get(uri);
     let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !c.is_empty() {
@@ -115,9 +115,39 @@ fn get(uri: &str, cookies: &[(&str, &str)]) -> Request<Body> {
 }
 
 fn setup(requires_membership: bool) -> Hub {
+    let sp = default_sp();
     let store = support::sqlite();
-    let (state, _) = support::saml_state(&store);
-    let now = NOW;
+    let (app, rp_id, account_id) = hub_with(
+        &store,
+        &sp.metadata(),
+        requires_membership,
+        std::sync::Arc::new(fedhub::clock::ManualClock::at(NOW)),
+    );
+    Hub {
+        app,
+        store,
+        sp,
+        rp_id,
+        account_id,
+    }
+}
+
+/// A hub over `store` with SAML keys, the shipped agencies, one citizen, the demo connector
+/// and one registered SP; returns the app, the SP's relying-party id and the citizen's id.
+pub fn hub_with(
+    store: &fedhub::store::Store,
+    sp_metadata: &str,
+    requires_membership: bool,
+    clock: fedhub::clock::SharedClock,
+) -> (Router, String, String) {
+    let now = clock.now();
+    let state = fedhub::web::AppState::new(support::test_config(), store.clone(), clock).unwrap();
+    let alg = state.config.saml_key_alg();
+    store
+        .write(|c| {
+            fedhub::keys::ensure(c, &support::vault(), fedhub::keys::Purpose::Saml, alg, now)
+        })
+        .unwrap();
     store
         .write(|c| {
             fedhub::directory::agencies::import_csv(
@@ -167,14 +197,13 @@ fn setup(requires_membership: bool) -> Hub {
             Ok(())
         })
         .unwrap();
-    let sp = default_sp();
     let reg = fedhub::rp::saml::SamlRegistration {
-        metadata_xml: sp.metadata(),
+        metadata_xml: sp_metadata.to_string(),
         metadata_url: None,
         owner_agency_code: "000.00.00.H49".into(),
         display_name: Some("Cổng DVC thử nghiệm".into()),
         sign: None,
-        encrypt_assertion: None,
+        encrypt_assertion: Some(false),
         name_id_format: None,
         release: None,
         require_activated_membership: Some(requires_membership),
@@ -182,13 +211,7 @@ fn setup(requires_membership: bool) -> Hub {
     let rp = store
         .write(|c| fedhub::rp::saml::add(c, &reg, now))
         .unwrap();
-    Hub {
-        app: fedhub::web::router(state),
-        store,
-        sp,
-        rp_id: rp.id,
-        account_id: account.id,
-    }
+    (fedhub::web::router(state), rp.id, account.id)
 }
 
 impl Hub {
