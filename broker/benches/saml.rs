@@ -72,7 +72,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| response::assertion(black_box(&d), &rsa, true).unwrap())
     });
     g.bench_function("response_build_sign_both_rsa2048", |b| {
-        b.iter(|| response::success(black_box(&d), fedhub::rp::saml::SignWhat::Both, &rsa).unwrap())
+        b.iter(|| {
+            response::success(black_box(&d), fedhub::rp::saml::SignWhat::Both, &rsa, None).unwrap()
+        })
     });
     let ec = signer(KeyAlg::EcP256).xml_signer().unwrap();
     g.bench_function("assertion_build_sign_p256", |b| {

@@ -114,6 +114,11 @@ async fn pysaml2_signs_in_and_out_through_the_hub() {
     let start = send(&app, get(&local(authn["url"].as_str().unwrap()), &[])).await;
     let done = login(&app, start).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    // pysaml2 publishes an encryption key: the assertion travels encrypted.
+    assert!(
+        done.saml_response().contains("<saml:EncryptedAssertion")
+            && !done.saml_response().contains(CITIZEN)
+    );
     let sso = done.cookie("fedhub_sso").unwrap();
     let acs = sp.with_idp(
         "acs",

@@ -459,7 +459,7 @@ mod responses {
     fn a_success_response_is_complete_and_both_signatures_verify_in_xmlsec1() {
         for alg in [KeyAlg::Rsa2048, KeyAlg::EcP256] {
             let s = signer(alg);
-            let xml = response::success(&data(), SignWhat::Both, &xs(&s)).unwrap();
+            let xml = response::success(&data(), SignWhat::Both, &xs(&s), None).unwrap();
             let parsed: samael::schema::Response = xml.parse().unwrap();
             assert_eq!(parsed.in_response_to.as_deref(), Some("_req-1"));
             assert_eq!(parsed.destination.as_deref(), Some(crate::sp::ACS));
@@ -533,7 +533,7 @@ mod responses {
             "name".into(),
             vec!["O'Neil > Tab\there\r\nnew line & \"quoted\"".into()],
         )];
-        let xml = response::success(&d, SignWhat::Both, &xs(&s)).unwrap();
+        let xml = response::success(&d, SignWhat::Both, &xs(&s), None).unwrap();
         assert!(
             xmlsec1_verifies(
                 &xml,
@@ -563,13 +563,14 @@ mod responses {
     #[test]
     fn signing_follows_the_sp_setting() {
         let s = signer(KeyAlg::Rsa2048);
-        let only_assertion = response::success(&data(), SignWhat::Assertion, &xs(&s)).unwrap();
+        let only_assertion =
+            response::success(&data(), SignWhat::Assertion, &xs(&s), None).unwrap();
         assert_eq!(only_assertion.matches("<ds:Signature ").count(), 1);
         assert!(
             only_assertion.find("<ds:Signature ").unwrap()
                 > only_assertion.find("<saml:Assertion").unwrap()
         );
-        let only_response = response::success(&data(), SignWhat::Response, &xs(&s)).unwrap();
+        let only_response = response::success(&data(), SignWhat::Response, &xs(&s), None).unwrap();
         assert_eq!(only_response.matches("<ds:Signature ").count(), 1);
         assert!(
             only_response.find("<ds:Signature ").unwrap()

@@ -203,7 +203,7 @@ pub fn hub_with(
         owner_agency_code: "000.00.00.H49".into(),
         display_name: Some("Cổng DVC thử nghiệm".into()),
         sign: None,
-        encrypt_assertion: Some(false),
+        encrypt_assertion: None,
         name_id_format: None,
         release: None,
         require_activated_membership: Some(requires_membership),

@@ -106,15 +106,16 @@ impl SamlRegistration {
         }
         let owner = AgencyCode::parse(&self.owner_agency_code)
             .map_err(|e| Error::invalid("owner_agency_code", e.rule))?;
-        // Assertion encryption (AES-256-GCM, RSA-OAEP) is not built yet: refuse to promise it.
+        // Encrypt by default whenever the SP publishes an encryption key.
         let encrypt = match self.encrypt_assertion {
             Some(true) if md.encryption_certs.is_empty() => {
-                return Err(Error::invalid("encrypt_assertion", "the metadata has no encryption key"))
+                return Err(Error::invalid(
+                    "encrypt_assertion",
+                    "the metadata has no encryption key",
+                ))
             }
-            Some(true) => {
-                return Err(Error::invalid("encrypt_assertion", "assertion encryption is not available in this release; assertions are signed and sent over TLS"))
-            }
-            _ => false,
+            Some(choice) => choice,
+            None => !md.encryption_certs.is_empty(),
         };
         let release = match &self.release {
             Some(names) => {

@@ -164,12 +164,23 @@ fn response_envelope(
 }
 
 /// A successful Response carrying one assertion, signed as the SP asked.
-pub fn success(d: &AssertionData, sign_what: SignWhat, signer: &XmlSigner) -> Result<String> {
-    let assertion = assertion(
+///
+/// The assertion is encrypted for `encrypt_for` (the SP's encryption certificate) when given.
+pub fn success(
+    d: &AssertionData,
+    sign_what: SignWhat,
+    signer: &XmlSigner,
+    encrypt_for: Option<&[u8]>,
+) -> Result<String> {
+    let mut assertion = assertion(
         d,
         signer,
         matches!(sign_what, SignWhat::Assertion | SignWhat::Both),
     )?;
+    if let Some(cert) = encrypt_for {
+        assertion = fedhub_metadata::xml::encrypt::encrypt_assertion(&assertion, cert)
+            .map_err(Error::internal)?;
+    }
     let status = status_xml(STATUS_SUCCESS, None, None);
     let response_signer =
         matches!(sign_what, SignWhat::Response | SignWhat::Both).then_some(signer);

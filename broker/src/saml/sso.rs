@@ -307,6 +307,15 @@ pub async fn answer(
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
     let assertion_ttl = state.config.tokens.saml_assertion_ttl.as_secs() as i64;
+    let encrypt_for = if settings.encrypt_assertion {
+        settings
+            .metadata()?
+            .encryption_certs
+            .first()
+            .map(|c| c.der_data().to_vec())
+    } else {
+        None
+    };
     let Answer::Saml {
         acs_url,
         in_response_to,
@@ -368,7 +377,7 @@ pub async fn answer(
                     ttl: assertion_ttl,
                 };
             let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
-            let xml = response::success(&data, settings.sign, &signer)?;
+            let xml = response::success(&data, settings.sign, &signer, encrypt_for.as_deref())?;
             let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
                 .target(rp_for_db.entity_id.clone())
                 .rp(rp_for_db.id.clone())

@@ -9,12 +9,13 @@
 //!   unsigned wrapper cannot smuggle in its own ACS URL;
 //! - before libxmlsec sees a signed message, every `URI` must be same-document (`""` or
 //!   `"#id"`) and every `Algorithm` a c14n, enveloped-signature, RSA/ECDSA or digest method:
-//!   libxmlsec fetches remote references and runs XPath/XSLT before it checks a signature;
+//!   libxmlsec fetches URLs, reads files and runs XPath/XSLT before it checks a signature;
 //! - HTTP-Redirect signatures are checked over the raw query bytes as received;
 //! - panics inside samael/libxml become errors.
 
 pub mod authn;
 pub mod dsig;
+pub mod encrypt;
 pub mod guard;
 pub mod logout;
 pub mod redirect;
