@@ -184,6 +184,11 @@ pub enum RpCommand {
         #[arg(long)]
         allow_inactive_members: bool,
     },
+    /// Fetch again the metadata of SPs registered by URL (those due, or all with --all).
+    Refresh {
+        #[arg(long)]
+        all: bool,
+    },
     /// List relying parties.
     List,
     /// Show one relying party (by id or entityID).
@@ -445,6 +450,7 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
+        tokio::spawn(crate::rp::refresh::forever(store.clone(), Arc::new(SystemClock)));
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
         web::serve(listener, state, web::shutdown_signal(), grace).await
     })?;
@@ -687,6 +693,17 @@ fn rp_cmd(store: &Store, cmd: RpCommand, clock: &dyn Clock, actor: &str) -> Resu
                 "registered SAML service provider {} ({}), owned by {}",
                 rp.entity_id, rp.display_name, rp.owner_agency_code
             );
+        }
+        RpCommand::Refresh { all } => {
+            let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+            for o in runtime.block_on(crate::rp::refresh::run(store, now, all))? {
+                println!(
+                    "{}\t{}\t{}",
+                    o.entity_id,
+                    o.result,
+                    o.detail.unwrap_or_default()
+                );
+            }
         }
         RpCommand::List => {
             for rp in store.read(crate::rp::list)? {

@@ -607,3 +607,133 @@ mod responses {
         ));
     }
 }
+
+mod refresh {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::sp::TestSp;
+    use crate::support::{self, NOW};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_by_url_is_refreshed_and_a_bad_copy_never_replaces_a_good_one() {
+        let sp = TestSp::new(
+            "https://dvc.example.gov.vn/sp",
+            "https://dvc.example.gov.vn/acs",
+        );
+        let v1 = sp.metadata().replace(
+            "<md:EntityDescriptor ",
+            r#"<md:EntityDescriptor cacheDuration="PT1H" "#,
+        );
+        let v2 = v1.replace(
+            "https://dvc.example.gov.vn/acs",
+            "https://dvc.example.gov.vn/acs-new",
+        );
+        let other = v2.replace(
+            "https://dvc.example.gov.vn/sp",
+            "https://impostor.example/sp",
+        );
+        let mode = Arc::new(AtomicUsize::new(0));
+        let served = mode.clone();
+        let (v2c, otherc) = (v2.clone(), other.clone());
+        let app = axum::Router::new().route(
+            "/md.xml",
+            axum::routing::get(move || {
+                let (v2, other, mode) =
+                    (v2c.clone(), otherc.clone(), served.load(Ordering::SeqCst));
+                async move {
+                    match mode {
+                        0 => (http::StatusCode::OK, v2),
+                        1 => (http::StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+                        2 => (http::StatusCode::OK, other),
+                        _ => (http::StatusCode::OK, format!("<!DOCTYPE x>{v2}")),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/md.xml", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let store = support::sqlite();
+        store
+            .write(|c| {
+                fedhub::directory::agencies::import_csv(
+                    c,
+                    fedhub::directory::agencies::BUILTIN_CSV,
+                    NOW,
+                )
+            })
+            .unwrap();
+        let reg = fedhub::rp::saml::SamlRegistration {
+            metadata_xml: v1.clone(),
+            metadata_url: Some(url),
+            owner_agency_code: "000.00.00.G12".into(),
+            display_name: None,
+            sign: None,
+            encrypt_assertion: None,
+            name_id_format: None,
+            release: None,
+            require_activated_membership: None,
+        };
+        let rp = store
+            .write(|c| fedhub::rp::saml::add(c, &reg, NOW))
+            .unwrap();
+        let acs = |store: &fedhub::store::Store| {
+            let rp = store.read(|c| fedhub::rp::get(c, &rp.id)).unwrap();
+            fedhub::rp::saml::settings(&rp)
+                .unwrap()
+                .metadata()
+                .unwrap()
+                .acs[0]
+                .location
+                .clone()
+        };
+
+        assert!(
+            fedhub::rp::refresh::run(&store, NOW + 60, false)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not due before cacheDuration"
+        );
+        let o = fedhub::rp::refresh::run(&store, NOW + 3601, false)
+            .await
+            .unwrap();
+        assert_eq!(o[0].result, "updated");
+        assert_eq!(acs(&store), "https://dvc.example.gov.vn/acs-new");
+
+        for (m, why) in [(1, "500"), (2, "impostor"), (3, "DOCTYPE")] {
+            mode.store(m, Ordering::SeqCst);
+            let o = fedhub::rp::refresh::run(&store, NOW + 7300, true)
+                .await
+                .unwrap();
+            assert_eq!(o[0].result, "kept", "{why}");
+            assert_eq!(
+                acs(&store),
+                "https://dvc.example.gov.vn/acs-new",
+                "the last good copy stays after {why}"
+            );
+        }
+        let log = store.read(|c| fedhub::audit::tail(c, 20)).unwrap();
+        assert_eq!(
+            log.iter()
+                .filter(|e| e.action == "rp.metadata_refresh" && e.outcome == "failure")
+                .count(),
+            3
+        );
+        assert!(log
+            .iter()
+            .any(|e| e.action == "rp.metadata_refresh" && e.outcome == "success"));
+    }
+
+    #[test]
+    fn cache_durations_parse() {
+        use fedhub::rp::saml::parse_duration;
+        assert_eq!(parse_duration("PT6H"), Some(21_600));
+        assert_eq!(parse_duration("P1DT2H30M15S"), Some(95_415));
+        assert_eq!(parse_duration("PT0.5S"), Some(0));
+        assert_eq!(parse_duration("P1M"), None, "months have no fixed length");
+        assert_eq!(parse_duration("6h"), None);
+    }
+}

@@ -194,3 +194,127 @@ pub fn settings(rp: &RelyingParty) -> Result<SamlSettings> {
     serde_json::from_str(&rp.config)
         .map_err(|e| Error::Internal(format!("stored settings of {}: {e}", rp.entity_id)))
 }
+
+/// Seconds in an XML Schema duration as `cacheDuration` uses it (`P1D`, `PT6H`, `PT30M`,
+/// `P1DT2H30M15S`); `None` for anything else (years and months are not fixed lengths).
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut total = 0i64;
+    if !days.is_empty() {
+        total += days.strip_suffix('D')?.parse::<i64>().ok()? * 86_400;
+    }
+    if let Some(mut t) = time {
+        if t.is_empty() {
+            return None;
+        }
+        for (unit, secs) in [('H', 3600), ('M', 60), ('S', 1)] {
+            if let Some(i) = t.find(unit) {
+                let n: f64 = t[..i].parse().ok()?;
+                total += (n * secs as f64) as i64;
+                t = &t[i + 1..];
+            }
+        }
+        if !t.is_empty() {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+/// When metadata loaded at `loaded_at` should be fetched again: after its cacheDuration
+/// (default a day), and at the latest an hour before its validUntil.
+pub fn refresh_at(md: &SpMetadata, loaded_at: i64) -> i64 {
+    let by_cache = loaded_at
+        + md.cache_duration
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(86_400)
+            .max(300);
+    match md.valid_until {
+        Some(until) => by_cache.min(until - 3600),
+        None => by_cache,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshOutcome {
+    pub entity_id: String,
+    /// `updated`, `unchanged`, `kept` (the fetch or the new copy failed) or `not_due`.
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+/// SAML SPs registered by URL whose metadata is due for a refresh at `now`.
+pub fn due_for_refresh(conn: &mut Db, now: i64) -> Result<Vec<(RelyingParty, SamlSettings)>> {
+    let mut due = Vec::new();
+    for rp in super::list(conn)?
+        .into_iter()
+        .filter(|r| r.protocol == "saml")
+    {
+        let settings = settings(&rp)?;
+        if settings.metadata_url.is_none() {
+            continue;
+        }
+        let md = settings.metadata()?;
+        if refresh_at(&md, settings.metadata_loaded_at) <= now {
+            due.push((rp, settings));
+        }
+    }
+    Ok(due)
+}
+
+/// Applies a freshly fetched copy: it must parse, pass every metadata rule, name the same
+/// entityID, and not be expired; otherwise the last good copy stays.
+pub fn apply_refresh(
+    conn: &mut Db,
+    rp: &RelyingParty,
+    fetched: std::result::Result<Vec<u8>, Error>,
+    now: i64,
+) -> Result<RefreshOutcome> {
+    let mut settings = settings(rp)?;
+    let outcome = |result: &str, detail: Option<String>| RefreshOutcome {
+        entity_id: rp.entity_id.clone(),
+        result: result.into(),
+        detail,
+    };
+    let checked = fetched.and_then(|bytes| {
+        let text = String::from_utf8(bytes).map_err(|_| Error::invalid("metadata", "not UTF-8"))?;
+        let md = xml::sp::parse(text.as_bytes(), Limits::default())
+            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        if md.entity_id != rp.entity_id {
+            return Err(Error::invalid(
+                "metadata",
+                format!("the document is for {}, not {}", md.entity_id, rp.entity_id),
+            ));
+        }
+        if md.valid_until.is_some_and(|t| t <= now) {
+            return Err(Error::invalid("metadata", "validUntil is in the past"));
+        }
+        Ok(text)
+    });
+    let result = match checked {
+        Ok(text) => {
+            let changed = text != settings.metadata_xml;
+            settings.metadata_xml = text;
+            settings.metadata_loaded_at = now;
+            diesel::update(rp::relying_parties.find(&rp.id))
+                .set((
+                    rp::config.eq(serde_json::to_string(&settings).map_err(Error::internal)?),
+                    rp::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            if changed {
+                counters::bump(conn, counters::RELYING_PARTIES)?;
+                outcome("updated", None)
+            } else {
+                outcome("unchanged", None)
+            }
+        }
+        Err(e) => outcome("kept", Some(e.to_string())),
+    };
+    Ok(result)
+}
