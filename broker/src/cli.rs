@@ -354,7 +354,7 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
         }
         Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
         Command::Rp(cmd) => {
-            rp_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+            rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Demo(_) => Ok(()),
     }
@@ -450,7 +450,8 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
-        tokio::spawn(crate::rp::refresh::forever(store.clone(), Arc::new(SystemClock)));
+        let federation = config.federation_certs().map_err(|e| Error::invalid(e.key, e.problem))?;
+        tokio::spawn(crate::rp::refresh::forever(store.clone(), federation, Arc::new(SystemClock)));
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
         web::serve(listener, state, web::shutdown_signal(), grace).await
     })?;
@@ -654,8 +655,17 @@ fn read_metadata(source: &str) -> Result<(String, Option<String>)> {
     Ok((text, url))
 }
 
-fn rp_cmd(store: &Store, cmd: RpCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+fn rp_cmd(
+    store: &Store,
+    config: &Config,
+    cmd: RpCommand,
+    clock: &dyn Clock,
+    actor: &str,
+) -> Result<()> {
     let now = clock.now();
+    let federation = config
+        .federation_certs()
+        .map_err(|e| Error::invalid(e.key, e.problem))?;
     match cmd {
         RpCommand::AddSaml {
             metadata,
@@ -687,7 +697,9 @@ fn rp_cmd(store: &Store, cmd: RpCommand, clock: &dyn Clock, actor: &str) -> Resu
                 release,
                 require_activated_membership: Some(!allow_inactive_members),
             };
-            let rp = audit::audited(store, event, now, |c| crate::rp::saml::add(c, &reg, now))?;
+            let rp = audit::audited(store, event, now, |c| {
+                crate::rp::saml::add_under(c, &reg, &federation, now)
+            })?;
             println!("{}", rp.id);
             eprintln!(
                 "registered SAML service provider {} ({}), owned by {}",
@@ -696,7 +708,7 @@ fn rp_cmd(store: &Store, cmd: RpCommand, clock: &dyn Clock, actor: &str) -> Resu
         }
         RpCommand::Refresh { all } => {
             let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
-            for o in runtime.block_on(crate::rp::refresh::run(store, now, all))? {
+            for o in runtime.block_on(crate::rp::refresh::run_under(store, federation, now, all))? {
                 println!(
                     "{}\t{}\t{}",
                     o.entity_id,

@@ -53,6 +53,9 @@ pub struct SamlConfig {
     /// `cacheDuration` of the IdP metadata: how often SPs should refresh.
     #[serde(with = "humantime_serde")]
     pub metadata_cache_duration: Duration,
+    /// Certificate(s) of the federation operator (PEM or DER file). When set, SP metadata
+    /// must be signed with one of them, at registration and at every refresh.
+    pub federation_certificate: Option<PathBuf>,
 }
 
 impl Default for SamlConfig {
@@ -60,6 +63,7 @@ impl Default for SamlConfig {
         SamlConfig {
             metadata_valid_for: Duration::from_secs(7 * 86_400),
             metadata_cache_duration: Duration::from_secs(6 * 3600),
+            federation_certificate: None,
         }
     }
 }
@@ -429,6 +433,7 @@ impl Config {
                 "must not exceed saml.metadata_valid_for",
             ));
         }
+        self.federation_certs()?;
         tracing_subscriber::EnvFilter::try_new(&self.logging.level)
             .map_err(|e| ConfigError::new("logging.level", e.to_string()))?;
         Ok(())
@@ -475,6 +480,23 @@ impl Config {
     pub fn saml_key_alg(&self) -> fedhub_metadata::keys::KeyAlg {
         fedhub_metadata::keys::KeyAlg::parse(&self.keys.saml_algorithm)
             .unwrap_or(fedhub_metadata::keys::KeyAlg::Rsa2048)
+    }
+
+    /// The federation operator's certificates that SP metadata must be signed with (empty
+    /// when `saml.federation_certificate` is not set).
+    pub fn federation_certs(&self) -> Result<Vec<samael::crypto::CertificateDer>, ConfigError> {
+        let Some(path) = &self.saml.federation_certificate else {
+            return Ok(Vec::new());
+        };
+        let key = "saml.federation_certificate";
+        let bytes = std::fs::read(path)
+            .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
+        let certs = fedhub_metadata::keys::certificates_from_bytes(&bytes)
+            .map_err(|e| ConfigError::new(key, e.to_string()))?;
+        Ok(certs
+            .into_iter()
+            .map(samael::crypto::CertificateDer::from)
+            .collect())
     }
 
     /// The hub's SAML entityID: `<public_url>/saml/metadata`.

@@ -114,6 +114,19 @@ pub fn generate(
     })
 }
 
+/// Certificates from a file's bytes: one or more PEM blocks, or one DER certificate.
+pub fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, KeyError> {
+    if bytes.starts_with(b"-----BEGIN") || bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        let stack = openssl::x509::X509::stack_from_pem(bytes).map_err(err)?;
+        if stack.is_empty() {
+            return Err(KeyError("no certificate in the PEM file".into()));
+        }
+        return stack.iter().map(|c| c.to_der().map_err(err)).collect();
+    }
+    let cert = openssl::x509::X509::from_der(bytes).map_err(|_| KeyError("neither PEM nor a DER certificate".into()))?;
+    Ok(vec![cert.to_der().map_err(err)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

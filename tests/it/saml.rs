@@ -737,3 +737,81 @@ mod refresh {
         assert_eq!(parse_duration("6h"), None);
     }
 }
+
+mod federation {
+    use fedhub_metadata::keys::{generate, KeyAlg};
+    use fedhub_metadata::xml::sign;
+    use samael::crypto::CertificateDer;
+
+    use crate::sp::default_sp;
+    use crate::support::{self, NOW};
+
+    fn signed_by(key: &fedhub_metadata::keys::GeneratedKey, metadata: &str) -> String {
+        let with_id = metadata.replacen(
+            "<md:EntityDescriptor ",
+            r#"<md:EntityDescriptor ID="_md1" "#,
+            1,
+        );
+        let at = with_id.find("<md:SPSSODescriptor").unwrap();
+        let template = sign::template("_md1", KeyAlg::Rsa2048, &key.cert_der);
+        let doc = format!("{}{}{}", &with_id[..at], template, &with_id[at..]);
+        sign::sign(&doc, &key.private_der).unwrap()
+    }
+
+    fn registration(xml: String) -> fedhub::rp::saml::SamlRegistration {
+        fedhub::rp::saml::SamlRegistration {
+            metadata_xml: xml,
+            metadata_url: None,
+            owner_agency_code: "000.00.00.G12".into(),
+            display_name: None,
+            sign: None,
+            encrypt_assertion: None,
+            name_id_format: None,
+            release: None,
+            require_activated_membership: None,
+        }
+    }
+
+    #[test]
+    fn only_metadata_signed_by_the_federation_is_accepted() {
+        let store = support::sqlite();
+        store
+            .write(|c| {
+                fedhub::directory::agencies::import_csv(
+                    c,
+                    fedhub::directory::agencies::BUILTIN_CSV,
+                    NOW,
+                )
+            })
+            .unwrap();
+        let federation = generate(KeyAlg::Rsa2048, "federation operator", NOW - 10, 30).unwrap();
+        let fed = vec![CertificateDer::from(federation.cert_der.clone())];
+        let sp = default_sp();
+        let add = |xml: String| {
+            store.write(|c| fedhub::rp::saml::add_under(c, &registration(xml), &fed, NOW))
+        };
+
+        let err = add(sp.metadata()).unwrap_err();
+        assert!(
+            err.to_string().contains("must be signed"),
+            "unsigned: {err}"
+        );
+        let stranger = generate(KeyAlg::Rsa2048, "someone else", NOW - 10, 30).unwrap();
+        let err = add(signed_by(&stranger, &sp.metadata())).unwrap_err();
+        assert!(err.to_string().contains("signature"), "wrong signer: {err}");
+        let tampered = signed_by(&federation, &sp.metadata())
+            .replace(crate::sp::ACS, "https://attacker.example/acs");
+        assert!(add(tampered).is_err(), "changed after signing");
+
+        let rp = add(signed_by(&federation, &sp.metadata())).unwrap();
+        let stored = fedhub::rp::saml::settings(&rp).unwrap();
+        assert_eq!(stored.metadata().unwrap().acs[0].location, crate::sp::ACS);
+    }
+
+    #[test]
+    fn an_unreadable_federation_certificate_stops_start_up() {
+        let mut c = support::test_config();
+        c.saml.federation_certificate = Some("/nonexistent/federation.pem".into());
+        assert_eq!(c.validate().unwrap_err().key, "saml.federation_certificate");
+    }
+}

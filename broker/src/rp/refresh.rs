@@ -14,6 +14,16 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 
 /// Refreshes the SPs due at `now` (all SPs registered by URL when `force`).
 pub async fn run(store: &Store, now: i64, force: bool) -> Result<Vec<RefreshOutcome>> {
+    run_under(store, Vec::new(), now, force).await
+}
+
+/// [`run`] where fetched metadata must be signed with one of `federation`'s certificates.
+pub async fn run_under(
+    store: &Store,
+    federation: Vec<samael::crypto::CertificateDer>,
+    now: i64,
+    force: bool,
+) -> Result<Vec<RefreshOutcome>> {
     let due = store
         .read_async(move |c| {
             if force {
@@ -35,9 +45,10 @@ pub async fn run(store: &Store, now: i64, force: bool) -> Result<Vec<RefreshOutc
         let url = settings.metadata_url.clone().unwrap_or_default();
         let fetched =
             crate::fetch::get("metadata_url", &url, 1024 * 1024, Duration::from_secs(15)).await;
+        let fed = federation.clone();
         let outcome = store
             .write_async(move |c| {
-                let outcome = saml::apply_refresh(c, &rp, fetched, now)?;
+                let outcome = saml::apply_refresh(c, &rp, fetched, &fed, now)?;
                 let kept = outcome.result == "kept";
                 let mut event = Event::new("hub", "rp.metadata_refresh")
                     .target(rp.entity_id.clone())
@@ -72,11 +83,15 @@ pub async fn run(store: &Store, now: i64, force: bool) -> Result<Vec<RefreshOutc
 }
 
 /// The background loop of `serve`.
-pub async fn forever(store: Store, clock: crate::clock::SharedClock) {
+pub async fn forever(
+    store: Store,
+    federation: Vec<samael::crypto::CertificateDer>,
+    clock: crate::clock::SharedClock,
+) {
     let mut tick = tokio::time::interval(INTERVAL);
     loop {
         tick.tick().await;
-        if let Err(e) = run(&store, clock.now(), false).await {
+        if let Err(e) = run_under(&store, federation.clone(), clock.now(), false).await {
             tracing::warn!(error = %e, "metadata refresh round failed");
         }
     }

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use fedhub_identifiers::AgencyCode;
 use fedhub_metadata::xml::{self, Limits, SpMetadata};
+use samael::crypto::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use super::RelyingParty;
@@ -95,9 +96,13 @@ pub struct SamlRegistration {
 
 impl SamlRegistration {
     /// Checks everything that does not need the database.
-    pub fn validate(&self, now: i64) -> Result<(SpMetadata, AgencyCode, SamlSettings)> {
-        let md = xml::sp::parse(self.metadata_xml.as_bytes(), Limits::default())
-            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+    /// `federation` holds the certificates SP metadata must be signed with (none: unsigned is fine).
+    pub fn validate(
+        &self,
+        now: i64,
+        federation: &[CertificateDer],
+    ) -> Result<(SpMetadata, AgencyCode, SamlSettings)> {
+        let (md, stored) = parse_metadata(self.metadata_xml.as_bytes(), federation)?;
         if md.valid_until.is_some_and(|t| t <= now) {
             return Err(Error::invalid(
                 "metadata",
@@ -132,7 +137,7 @@ impl SamlRegistration {
             None => ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
         };
         let settings = SamlSettings {
-            metadata_xml: self.metadata_xml.clone(),
+            metadata_xml: stored,
             metadata_url: self.metadata_url.clone(),
             sign: self.sign.unwrap_or(SignWhat::Both),
             encrypt_assertion: encrypt,
@@ -144,9 +149,31 @@ impl SamlRegistration {
     }
 }
 
+/// SP metadata under the deployment's policy: signed by the federation when one is
+/// configured. Returns the document to store (only the signed part when signed).
+fn parse_metadata(xml: &[u8], federation: &[CertificateDer]) -> Result<(SpMetadata, String)> {
+    let parsed = if federation.is_empty() {
+        xml::sp::parse(xml, Limits::default())
+            .map(|md| (md, String::from_utf8_lossy(xml).into_owned()))
+    } else {
+        xml::sp::parse_signed(xml, federation, Limits::default())
+    };
+    parsed.map_err(|e| Error::invalid("metadata", e.to_string()))
+}
+
 /// Registers an SP. Its entityID must be new and its owner agency registered.
 pub fn add(conn: &mut Db, reg: &SamlRegistration, now: i64) -> Result<RelyingParty> {
-    let (md, owner, settings) = reg.validate(now)?;
+    add_under(conn, reg, &[], now)
+}
+
+/// [`add`] where the metadata must be signed with one of `federation`'s certificates.
+pub fn add_under(
+    conn: &mut Db,
+    reg: &SamlRegistration,
+    federation: &[CertificateDer],
+    now: i64,
+) -> Result<RelyingParty> {
+    let (md, owner, settings) = reg.validate(now, federation)?;
     if agencies::find(conn, &owner)?.is_none() {
         return Err(Error::invalid(
             "owner_agency_code",
@@ -273,6 +300,7 @@ pub fn apply_refresh(
     conn: &mut Db,
     rp: &RelyingParty,
     fetched: std::result::Result<Vec<u8>, Error>,
+    federation: &[CertificateDer],
     now: i64,
 ) -> Result<RefreshOutcome> {
     let mut settings = settings(rp)?;
@@ -283,8 +311,7 @@ pub fn apply_refresh(
     };
     let checked = fetched.and_then(|bytes| {
         let text = String::from_utf8(bytes).map_err(|_| Error::invalid("metadata", "not UTF-8"))?;
-        let md = xml::sp::parse(text.as_bytes(), Limits::default())
-            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        let (md, text) = parse_metadata(text.as_bytes(), federation)?;
         if md.entity_id != rp.entity_id {
             return Err(Error::invalid(
                 "metadata",

@@ -286,9 +286,15 @@ async fn add_saml_rp(
             }
         }
     }
+    let federation = state
+        .config
+        .federation_certs()
+        .map_err(|e| WebError::api(Error::Internal(e.to_string())))?;
     let store = state.store.clone();
     let row = tokio::task::spawn_blocking(move || {
-        audit::audited(&store, event, now, |c| crate::rp::saml::add(c, &reg, now))
+        audit::audited(&store, event, now, |c| {
+            crate::rp::saml::add_under(c, &reg, &federation, now)
+        })
     })
     .await
     .map_err(|e| WebError::api(Error::internal(e)))?
