@@ -36,7 +36,9 @@ impl std::fmt::Debug for AtRestKey {
 
 impl AtRestKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
-        let raw: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadLength(bytes.len()))?;
+        let raw: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| SealError::BadLength(bytes.len()))?;
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadLength(bytes.len()))?;
         Ok(AtRestKey {

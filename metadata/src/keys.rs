@@ -123,7 +123,8 @@ pub fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, KeyError> {
         }
         return stack.iter().map(|c| c.to_der().map_err(err)).collect();
     }
-    let cert = openssl::x509::X509::from_der(bytes).map_err(|_| KeyError("neither PEM nor a DER certificate".into()))?;
+    let cert = openssl::x509::X509::from_der(bytes)
+        .map_err(|_| KeyError("neither PEM nor a DER certificate".into()))?;
     Ok(vec![cert.to_der().map_err(err)?])
 }
 

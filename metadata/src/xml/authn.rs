@@ -3,7 +3,7 @@
 use samael::crypto::{CryptoProvider, ReduceMode, XmlSec};
 use samael::schema::AuthnRequest;
 
-use super::guard::{base64_decode, check_xml, guarded, Limits};
+use super::guard::{base64_decode, check_signature_profile, check_xml, guarded, Limits};
 use super::sp::SpMetadata;
 use super::{redirect, XmlError, ALLOWED};
 
@@ -134,6 +134,8 @@ pub fn verify_and_reduce(xml: &str, sp: &SpMetadata) -> Result<String, XmlError>
     if sp.signing_certs.is_empty() {
         return Err(XmlError::NoSigningKey);
     }
+    // Before libxmlsec sees it: it would fetch URLs, read files and run XPath the message names.
+    check_signature_profile(xml)?;
     guarded(|| {
         XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
             xml,

@@ -70,6 +70,136 @@ pub fn inflate(compressed: &[u8], limits: Limits) -> Result<Vec<u8>, XmlError> {
     Ok(out)
 }
 
+/// Algorithm URIs that xmlsec may be asked to run before a signature is verified:
+/// canonicalization, the enveloped-signature transform, and RSA/ECDSA/digest methods (whose
+/// strength `ALLOWED` checks afterwards). Anything else (XPath, XPath Filter 2.0, XPointer,
+/// XSLT, base64, ...) is refused: SAML's signature profile (SAML Core §5.4.4) needs none.
+const PROCESSABLE_ALGORITHMS: &[&str] = &[
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments",
+    "http://www.w3.org/2006/12/xml-c14n11",
+    "http://www.w3.org/2006/12/xml-c14n11#WithComments",
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha224",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha224",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+    "http://www.w3.org/2001/04/xmldsig-more#sha224",
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+];
+
+/// Checks the value of every attribute whose local name is `name`, as the XML parser will see
+/// it, with `ok`; stops at the first refused one (so a crafted document costs linear time).
+/// Fail-closed: every place in the raw text where `name` stands like an attribute name is
+/// checked, including ones inside comments or text; anything not cleanly decodable is refused.
+fn check_attributes(
+    xml: &str,
+    name: &str,
+    ok: impl Fn(&str) -> bool,
+    refused: impl Fn() -> XmlError,
+) -> Result<(), XmlError> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = xml.as_bytes();
+    for (at, _) in xml.match_indices(name) {
+        // Attribute names follow whitespace, or a prefix's ':'.
+        if at == 0 || !(is_space(bytes[at - 1]) || bytes[at - 1] == b':') {
+            continue;
+        }
+        let mut i = at + name.len();
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        let quote = match bytes.get(i) {
+            Some(q @ (b'"' | b'\'')) => *q,
+            _ => return Err(refused()),
+        };
+        let start = i + 1;
+        let len = bytes[start..]
+            .iter()
+            .position(|&b| b == quote)
+            .ok_or_else(&refused)?;
+        match decode_attribute(&xml[start..start + len]) {
+            Some(value) if ok(&value) => {}
+            _ => return Err(refused()),
+        }
+    }
+    Ok(())
+}
+
+/// An attribute value with entity and character references resolved and whitespace
+/// normalised (no DTD can declare other entities: `check_xml` refuses DOCTYPE).
+fn decode_attribute(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let semi = rest[amp..].find(';')? + amp;
+        let c = match &rest[amp + 1..semi] {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            r => {
+                let n = match r.strip_prefix("#x") {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => r.strip_prefix('#')?.parse().ok()?,
+                };
+                char::from_u32(n)?
+            }
+        };
+        out.push(c);
+        rest = &rest[semi + 1..];
+    }
+    out.push_str(rest);
+    Some(out.replace(['\t', '\r', '\n'], " "))
+}
+
+/// Refuses a signed document that would make libxmlsec do more than hash parts of the
+/// document itself before the signature is checked: libxmlsec dereferences every
+/// `Reference URI` (fetching `http://` and `file://` URIs, evaluating `#xpointer(...)` XPath)
+/// and runs every listed transform before it knows whether the signature is genuine. Only
+/// same-document references (`URI=""` or `URI="#id"`) and the algorithms above pass.
+pub fn check_signature_profile(xml: &str) -> Result<(), XmlError> {
+    let same_document = |uri: &str| {
+        uri.is_empty()
+            || uri.strip_prefix('#').is_some_and(|id| {
+                id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            })
+    };
+    check_attributes(xml, "URI", same_document, || {
+        XmlError::Invalid("signature references must point into the message (URI=\"#ID\")".into())
+    })?;
+    check_attributes(
+        xml,
+        "Algorithm",
+        |a| PROCESSABLE_ALGORITHMS.contains(&a),
+        || XmlError::Algorithm("a transform or method outside the SAML signature profile".into()),
+    )?;
+    Ok(())
+}
+
 /// Runs library code that may panic on hostile input; a panic becomes an error.
 pub fn guarded<T>(f: impl FnOnce() -> Result<T, XmlError>) -> Result<T, XmlError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(XmlError::Panicked))

@@ -25,34 +25,56 @@ pub struct VerifiedLogout {
 pub fn peek_issuer(binding: &Binding<'_>, param: &str, limits: Limits) -> Result<String, XmlError> {
     let xml = match binding {
         Binding::Redirect { raw_query } => redirect::parse(raw_query, param, limits)?.xml,
-        Binding::Post { saml_request, .. } => check_xml(&base64_decode(saml_request, limits)?, limits)?.to_string(),
+        Binding::Post { saml_request, .. } => {
+            check_xml(&base64_decode(saml_request, limits)?, limits)?.to_string()
+        }
     };
     let issuer = if param == "SAMLRequest" {
         parse_request(&xml)?.issuer.and_then(|i| i.value)
     } else {
         parse_response(&xml)?.issuer.and_then(|i| i.value)
     };
-    issuer.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).ok_or_else(|| XmlError::Invalid("the message has no Issuer".into()))
+    issuer
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| XmlError::Invalid("the message has no Issuer".into()))
 }
 
 fn parse_request(xml: &str) -> Result<LogoutRequest, XmlError> {
-    guarded(|| xml.parse::<LogoutRequest>().map_err(|e| XmlError::Parse(e.to_string())))
+    guarded(|| {
+        xml.parse::<LogoutRequest>()
+            .map_err(|e| XmlError::Parse(e.to_string()))
+    })
 }
 
 fn parse_response(xml: &str) -> Result<LogoutResponse, XmlError> {
-    guarded(|| xml.parse::<LogoutResponse>().map_err(|e| XmlError::Parse(e.to_string())))
+    guarded(|| {
+        xml.parse::<LogoutResponse>()
+            .map_err(|e| XmlError::Parse(e.to_string()))
+    })
 }
 
 /// Decodes and verifies a LogoutRequest (`param = "SAMLRequest"`) or LogoutResponse
 /// (`"SAMLResponse"`) from `sp`; the signature is required in both bindings.
-pub fn decode(binding: Binding<'_>, param: &str, sp: &SpMetadata, limits: Limits) -> Result<VerifiedLogout, XmlError> {
+pub fn decode(
+    binding: Binding<'_>,
+    param: &str,
+    sp: &SpMetadata,
+    limits: Limits,
+) -> Result<VerifiedLogout, XmlError> {
     let (xml, relay_state) = match binding {
         Binding::Redirect { raw_query } => {
             let msg = redirect::parse(raw_query, param, limits)?;
-            msg.signature.as_ref().ok_or(XmlError::MissingSignature)?.verify(&sp.signing_certs)?;
+            msg.signature
+                .as_ref()
+                .ok_or(XmlError::MissingSignature)?
+                .verify(&sp.signing_certs)?;
             (msg.xml, msg.relay_state)
         }
-        Binding::Post { saml_request, relay_state } => {
+        Binding::Post {
+            saml_request,
+            relay_state,
+        } => {
             let bytes = base64_decode(saml_request, limits)?;
             let xml = check_xml(&bytes, limits)?;
             if !xml.contains("SignatureValue") {
@@ -70,13 +92,18 @@ pub fn decode(binding: Binding<'_>, param: &str, sp: &SpMetadata, limits: Limits
         check_issuer(r.issuer.as_ref().and_then(|i| i.value.as_deref()), sp)?;
         LogoutMessage::Response(Box::new(r))
     };
-    Ok(VerifiedLogout { message, relay_state })
+    Ok(VerifiedLogout {
+        message,
+        relay_state,
+    })
 }
 
 fn check_issuer(issuer: Option<&str>, sp: &SpMetadata) -> Result<(), XmlError> {
     if issuer.map(str::trim) == Some(sp.entity_id.as_str()) {
         Ok(())
     } else {
-        Err(XmlError::Invalid("the Issuer is not this service provider".into()))
+        Err(XmlError::Invalid(
+            "the Issuer is not this service provider".into(),
+        ))
     }
 }

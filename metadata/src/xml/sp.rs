@@ -170,7 +170,11 @@ pub fn parse(xml: &[u8], limits: Limits) -> Result<SpMetadata, XmlError> {
 /// a valid signature by one of `federation_certs` (allowed algorithms only), and only the
 /// signed element is read, so nothing can be added around it. Returns the reduced document
 /// too: store that, never the original, or a later parse would read the unsigned parts.
-pub fn parse_signed(xml: &[u8], federation_certs: &[CertificateDer], limits: Limits) -> Result<(SpMetadata, String), XmlError> {
+pub fn parse_signed(
+    xml: &[u8],
+    federation_certs: &[CertificateDer],
+    limits: Limits,
+) -> Result<(SpMetadata, String), XmlError> {
     use samael::crypto::{CryptoProvider, ReduceMode, XmlSec};
     let text = check_xml(xml, limits)?;
     if federation_certs.is_empty() {
@@ -179,9 +183,16 @@ pub fn parse_signed(xml: &[u8], federation_certs: &[CertificateDer], limits: Lim
     if !text.contains("SignatureValue") {
         return Err(XmlError::MissingSignature);
     }
+    // No external references or exotic transforms reach libxmlsec (see guard).
+    super::guard::check_signature_profile(text)?;
     let reduced = guarded(|| {
-        XmlSec::reduce_xml_to_signed_with_allowed_algorithms(text, federation_certs, ReduceMode::ValidateAndMarkNoAncestors, Some(super::ALLOWED))
-            .map_err(|_| XmlError::BadSignature)
+        XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
+            text,
+            federation_certs,
+            ReduceMode::ValidateAndMarkNoAncestors,
+            Some(super::ALLOWED),
+        )
+        .map_err(|_| XmlError::BadSignature)
     })?;
     let md = parse(reduced.as_bytes(), limits)?;
     Ok((md, reduced))
