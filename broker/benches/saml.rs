@@ -76,6 +76,10 @@ fn bench(c: &mut Criterion) {
             response::success(black_box(&d), fedhub::rp::saml::SignWhat::Both, &rsa, None).unwrap()
         })
     });
+    // The floor: one RSA-2048 signature alone, so the XML work can be read as a ratio.
+    g.bench_function("rsa2048_sign_only", |b| {
+        b.iter(|| rsa.sign_bytes(black_box(b"fedhub")).unwrap())
+    });
     let ec = signer(KeyAlg::EcP256).xml_signer().unwrap();
     g.bench_function("assertion_build_sign_p256", |b| {
         b.iter(|| response::assertion(black_box(&d), &ec, true).unwrap())
