@@ -24,7 +24,7 @@ enum Pair {
     /// RSA signs through OpenSSL: twice ring's rate on this hardware class, and hardened
     /// against timing attacks (the `rsa` crate, RUSTSEC-2023-0071, is never used).
     Rsa(openssl::pkey::PKey<openssl::pkey::Private>),
-    Ec(EcdsaKeyPair),
+    Ec(Box<EcdsaKeyPair>),
 }
 
 /// A private key ready to sign, with its certificate for KeyInfo. Build once, sign often.
@@ -72,7 +72,7 @@ impl XmlSigner {
                     .private_key()
                     .to_vec_padded(32)
                     .map_err(|e| bad(&e.to_string()))?;
-                Pair::Ec(
+                Pair::Ec(Box::new(
                     EcdsaKeyPair::from_private_key_and_public_key(
                         &ECDSA_P256_SHA256_FIXED_SIGNING,
                         &private,
@@ -80,7 +80,7 @@ impl XmlSigner {
                         &rng,
                     )
                     .map_err(|e| bad(&e.to_string()))?,
-                )
+                ))
             }
         };
         Ok(XmlSigner {
