@@ -180,9 +180,10 @@ pub enum RpCommand {
         /// Attributes to release, comma-separated (default: all).
         #[arg(long, value_delimiter = ',')]
         release: Option<Vec<String>>,
-        /// Let people without an activated membership sign in.
+        /// Let anyone in the directory sign in, with or without an activated membership in
+        /// this portal (default: activated members only).
         #[arg(long)]
-        allow_inactive_members: bool,
+        without_membership: bool,
     },
     /// Fetch again the metadata of SPs registered by URL (those due, or all with --all).
     Refresh {
@@ -447,6 +448,14 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
         .ok_or_else(|| Error::internal("at-rest key vanished"))?;
     let now = SystemClock.now();
     store.write(|c| keys::ensure(c, &vault, keys::Purpose::Saml, config.saml_key_alg(), now))?;
+    // A wrong at-rest key would fail every sign-in: refuse to start instead.
+    if let Err(e) = store.read(|c| keys::signer(c, &vault, keys::Purpose::Saml)?.xml_signer()) {
+        return Err(ConfigError {
+            key: "keys.at_rest_key_file".into(),
+            problem: e.to_string(),
+        }
+        .into());
+    }
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
@@ -675,7 +684,7 @@ fn rp_cmd(
             name_id,
             encrypt,
             release,
-            allow_inactive_members,
+            without_membership,
         } => {
             let event = Event::new(actor, "rp.add_saml").target(&metadata);
             let (xml, url) = match read_metadata(&metadata) {
@@ -695,7 +704,7 @@ fn rp_cmd(
                 encrypt_assertion: encrypt,
                 name_id_format: name_id,
                 release,
-                require_activated_membership: Some(!allow_inactive_members),
+                require_activated_membership: Some(!without_membership),
             };
             let rp = audit::audited(store, event, now, |c| {
                 crate::rp::saml::add_under(c, &reg, &federation, now)

@@ -281,7 +281,7 @@ fn print_tour(config: &Config, api_token: &str) {
          \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/accounts?q=nguyen'\
          \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/agencies?parent=000.00.00.H49'\n\
          \nSAML IdP metadata for ministry portals: {base}/saml/metadata\
-         \nRegister a portal: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49\
+         \nRegister a portal: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49 --without-membership\
          \n(with FEDHUB_DATABASE_URL=sqlite://{db}); its people then sign in with the demo accounts.\
          \nThe example portals and the OIDC provider arrive with the next releases.\
          \nStop with Ctrl-C. Data lives in {}.\n",

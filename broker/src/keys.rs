@@ -163,7 +163,28 @@ pub fn rotate(
     grace: i64,
     now: i64,
 ) -> Result<Rotation> {
+    let had_current = !in_state(conn, purpose, "current")?.is_empty();
     ensure(conn, vault, purpose, alg, now)?;
+    if !had_current {
+        // First keys: a current one and a published next one; promoting now would make a key
+        // sign before anyone could have seen it.
+        let current = in_state(conn, purpose, "current")?
+            .into_iter()
+            .next()
+            .map(|k| k.kid)
+            .unwrap_or_default();
+        let next = in_state(conn, purpose, "next")?
+            .into_iter()
+            .next()
+            .map(|k| k.kid)
+            .unwrap_or_default();
+        return Ok(Rotation {
+            current,
+            previous: None,
+            next,
+            retired: Vec::new(),
+        });
+    }
     let mut retired = Vec::new();
     for old in in_state(conn, purpose, "previous")? {
         if old.retire_at.is_some_and(|t| t <= now) {

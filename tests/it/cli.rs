@@ -301,3 +301,29 @@ fn serve_without_migrating_refuses_a_database_with_pending_migrations() {
 fn fedhub_metadata_key() -> String {
     "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string()
 }
+
+#[test]
+fn serve_refuses_an_at_rest_key_that_cannot_open_the_signing_keys() {
+    let s = Scratch::new();
+    let mut env = s.env();
+    env.push(("FEDHUB_KEYS_AT_REST_KEY".into(), fedhub_metadata_key()));
+    s.run_env(&["keys", "rotate"], env).unwrap();
+    let mut env = s.env();
+    env.push((
+        "FEDHUB_KEYS_AT_REST_KEY".into(),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=".into(),
+    ));
+    env.push(("FEDHUB_SERVER_LISTEN".into(), "127.0.0.1:0".into()));
+    match s.run_env(&["serve"], env) {
+        Err(Failure::Config(e)) => {
+            assert_eq!(e.key, "keys.at_rest_key_file");
+            assert!(e.problem.contains("cannot be opened"), "{}", e.problem);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first rotation of an empty store publishes a next key instead of promoting it.
+    let list = s.store().read(fedhub::keys::list).unwrap();
+    assert_eq!(list.iter().filter(|k| k.state == "current").count(), 1);
+    assert_eq!(list.iter().filter(|k| k.state == "next").count(), 1);
+    assert!(list.iter().all(|k| k.state != "previous"));
+}

@@ -388,6 +388,75 @@ async fn a_member_signs_in_and_the_sp_gets_a_complete_signed_response() {
 }
 
 #[tokio::test]
+async fn is_passive_never_shows_a_page_even_to_refuse() {
+    let hub = setup(true);
+    hub.member("activated");
+    let sso_cookie = hub
+        .sign_in("_p0", CITIZEN)
+        .await
+        .cookie("fedhub_sso")
+        .unwrap();
+    // The membership is locked after sign-in; a passive request gets a SAML refusal.
+    hub.store
+        .write(|c| {
+            Ok(diesel::update(schema::memberships::table)
+                .set(schema::memberships::status.eq("locked"))
+                .execute(c)?)
+        })
+        .unwrap();
+    let r = send(
+        &hub.app,
+        get(
+            &format!(
+                "/saml/sso?{}",
+                hub.authn_query("_p1", r#" IsPassive="true""#, "")
+            ),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.saml_response().contains("status:RequestDenied"));
+    // And a non-passive one gets the page.
+    let r = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", hub.authn_query("_p2", "", "")),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn disabling_an_account_stops_its_live_session() {
+    let hub = setup(false);
+    let sso_cookie = hub
+        .sign_in("_d1", CITIZEN)
+        .await
+        .cookie("fedhub_sso")
+        .unwrap();
+    hub.store
+        .write(|c| {
+            Ok(diesel::update(schema::accounts::table)
+                .set(schema::accounts::status.eq("disabled"))
+                .execute(c)?)
+        })
+        .unwrap();
+    let r = send(
+        &hub.app,
+        get(
+            &format!("/saml/sso?{}", hub.authn_query("_d2", "", "")),
+            &[("fedhub_sso", &sso_cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("vô hiệu hóa"), "{}", r.body);
+}
+
+#[tokio::test]
 async fn is_passive_without_a_session_answers_no_passive() {
     let hub = setup(false);
     let r = send(
@@ -707,6 +776,39 @@ mod logout {
         .await;
         assert_eq!(after.status, StatusCode::SEE_OTHER, "a login page again");
         assert!(hub.audit().iter().any(|e| e.action == "logout"));
+    }
+
+    #[tokio::test]
+    async fn a_logout_request_without_the_cookie_ends_the_session_it_names() {
+        // A cross-site POST does not carry a SameSite=Lax cookie: the NameID must be enough.
+        let hub = setup(false);
+        let first = hub.sign_in("_a1", CITIZEN).await;
+        let sso_cookie = first.cookie("fedhub_sso").unwrap();
+        let name_id = {
+            let r: samael::schema::Response = first.saml_response().parse().unwrap();
+            r.assertion.unwrap().subject.unwrap().name_id.unwrap().value
+        };
+        let q = signed_query(
+            &hub.sp,
+            "SAMLRequest",
+            &logout_request(&hub.sp, "_lo9", &name_id),
+            None,
+        );
+        let r = send(&hub.app, get(&format!("/saml/slo?{q}"), &[])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let after = send(
+            &hub.app,
+            get(
+                &format!("/saml/sso?{}", hub.authn_query("_a2", "", "")),
+                &[("fedhub_sso", &sso_cookie)],
+            ),
+        )
+        .await;
+        assert_eq!(
+            after.status,
+            StatusCode::SEE_OTHER,
+            "the named session is over"
+        );
     }
 
     #[tokio::test]

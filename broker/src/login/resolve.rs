@@ -192,6 +192,10 @@ pub fn for_rp(
     if !rp.enabled {
         return Err(Error::Forbidden(format!("{} is disabled", rp.entity_id)));
     }
+    // Checked at every answer, so disabling an account also stops its live SSO sessions.
+    if account.status != "active" {
+        return Ok(Err(Refusal::AccountDisabled));
+    }
     let membership = membership(conn, &account.id, &rp.id)?;
     if rp.requires_membership {
         match &membership {

@@ -104,8 +104,9 @@ pub fn served(
         .first(conn)
         .optional()?;
     if let Some(Some(index)) = existing {
+        // Remember the NameID sent last: with transient NameIDs it changes at every answer.
         diesel::update(sr::sso_session_rps.find((session_id, rp_id)))
-            .set(sr::served_at.eq(now))
+            .set((sr::served_at.eq(now), sr::subject.eq(subject)))
             .execute(conn)?;
         return Ok(index);
     }

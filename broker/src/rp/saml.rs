@@ -122,6 +122,17 @@ impl SamlRegistration {
             Some(choice) => choice,
             None => !md.encryption_certs.is_empty(),
         };
+        if encrypt
+            && !md
+                .encryption_certs
+                .first()
+                .is_some_and(|c| fedhub_metadata::xml::encrypt::can_encrypt_for(c.der_data()))
+        {
+            return Err(Error::invalid(
+                "encrypt_assertion",
+                "the metadata's encryption key is not an RSA key the hub can encrypt for; publish one, or register with encryption off (--encrypt false)",
+            ));
+        }
         let release = match &self.release {
             Some(names) => {
                 for n in names {

@@ -40,6 +40,10 @@ struct Initiator {
     rp_id: String,
     request_id: String,
     relay_state: Option<String>,
+    /// How the SP named the person, to find the session when the browser sent no cookie
+    /// (a cross-site POST with SameSite=Lax).
+    name_id: Option<String>,
+    session_index: Option<String>,
 }
 
 /// A relying party still to be told: who, and how it knows the person.
@@ -156,6 +160,8 @@ async fn handle(
                 rp_id: rp.id.clone(),
                 request_id: req.id.clone().unwrap_or_default(),
                 relay_state: verified.relay_state,
+                name_id: req.name_id.as_ref().map(|n| n.value.clone()),
+                session_index: req.session_index.clone(),
             };
             begin(state, headers, Some(initiator)).await
         }
@@ -203,41 +209,32 @@ async fn begin(
     let handle = state
         .store
         .write_async(move |c| {
+            let sessions = sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?;
             let mut pending = Vec::new();
-            if let Some(cookie) = cookie {
-                let session_id = sha256_hex(&cookie);
-                let account: Option<String> = ss::table
-                    .find(&session_id)
-                    .filter(ss::ended_at.is_null())
-                    .select(ss::account_id)
-                    .first(c)
-                    .optional()?;
-                if let Some(account) = account {
-                    let served: Vec<(String, String, Option<String>)> = sr::table
-                        .filter(sr::sso_session_id.eq(&session_id))
-                        .select((sr::rp_id, sr::subject, sr::session_index))
-                        .load(c)?;
-                    for (rp_id, name_id, session_index) in served {
-                        if initiator.as_ref().is_some_and(|i| i.rp_id == rp_id) {
-                            continue;
-                        }
-                        pending.push(Pending {
-                            rp_id,
-                            name_id,
-                            session_index,
-                        });
+            for (session_id, account) in sessions {
+                let served: Vec<(String, String, Option<String>)> = sr::table
+                    .filter(sr::sso_session_id.eq(&session_id))
+                    .select((sr::rp_id, sr::subject, sr::session_index))
+                    .load(c)?;
+                for (rp_id, name_id, session_index) in served {
+                    if initiator.as_ref().is_some_and(|i| i.rp_id == rp_id) {
+                        continue;
                     }
-                    crate::login::sso::end(c, &session_id, now)?;
-                    let event = Event::new(format!("account:{account}"), "logout")
-                        .target(
-                            initiator
-                                .as_ref()
-                                .map(|i| i.rp_id.clone())
-                                .unwrap_or_else(|| "hub".into()),
-                        )
-                        .request(Some(request_id.clone()));
-                    audit::record(c, &event, now)?;
+                    pending.push(Pending {
+                        rp_id,
+                        name_id,
+                        session_index,
+                    });
                 }
+                crate::login::sso::end(c, &session_id, now)?;
+                let target = initiator
+                    .as_ref()
+                    .map(|i| i.rp_id.clone())
+                    .unwrap_or_else(|| "hub".into());
+                let event = Event::new(format!("account:{account}"), "logout")
+                    .target(target)
+                    .request(Some(request_id.clone()));
+                audit::record(c, &event, now)?;
             }
             let handle = random_secret("")?;
             let st = LogoutState {
@@ -262,6 +259,47 @@ async fn begin(
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
+}
+
+/// The live SSO sessions a logout ends: the browser's (by cookie), or else those in which the
+/// initiating SP was given this NameID (and SessionIndex, when the request names one).
+fn sessions_to_end(
+    c: &mut Db,
+    cookie: Option<&str>,
+    initiator: Option<&Initiator>,
+) -> Result<Vec<(String, String)>> {
+    if let Some(cookie) = cookie {
+        let id = sha256_hex(cookie);
+        let account: Option<String> = ss::table
+            .find(&id)
+            .filter(ss::ended_at.is_null())
+            .select(ss::account_id)
+            .first(c)
+            .optional()?;
+        if let Some(account) = account {
+            return Ok(vec![(id, account)]);
+        }
+    }
+    let Some(Initiator {
+        rp_id,
+        name_id: Some(name_id),
+        session_index,
+        ..
+    }) = initiator
+    else {
+        return Ok(Vec::new());
+    };
+    let mut q = sr::table
+        .inner_join(ss::table)
+        .filter(sr::rp_id.eq(rp_id))
+        .filter(sr::subject.eq(name_id))
+        .filter(ss::ended_at.is_null())
+        .select((ss::id, ss::account_id))
+        .into_boxed();
+    if let Some(index) = session_index {
+        q = q.filter(sr::session_index.eq(index.clone()));
+    }
+    Ok(q.load(c)?)
 }
 
 fn load(c: &mut Db, handle: &str, now: i64) -> Result<LogoutState> {

@@ -324,6 +324,8 @@ pub async fn answer(
     let rp_for_db = rp.clone();
     let request_id = request_id_of(headers);
     let acs = acs_url.clone();
+    let passive = request.is_passive;
+    let original = request.clone();
     let outcome = state
         .store
         .write_async(move |c| {
@@ -388,6 +390,19 @@ pub async fn answer(
         .await?;
     let xml = match outcome {
         Ok(xml) => xml,
+        // IsPassive forbids showing a page: the SP gets a signed refusal instead.
+        Err(_) if passive => {
+            return Ok(error_answer(
+                &state,
+                &rp,
+                &original,
+                response::STATUS_REQUESTER,
+                Some(response::STATUS_REQUEST_DENIED),
+                "not allowed to use this service",
+                headers,
+            )
+            .await?);
+        }
         Err(refusal) => return Err(refusal_page(refusal)),
     };
     let mut res = post_page(&state, headers, &rp, &acs_url, &xml, relay_state.as_deref())?;

@@ -14,6 +14,14 @@ const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 
+/// Whether [`encrypt_assertion`] can use this certificate (an RSA key of 2048 bits or more).
+pub fn can_encrypt_for(cert_der: &[u8]) -> bool {
+    openssl::x509::X509::from_der(cert_der)
+        .and_then(|c| c.public_key())
+        .and_then(|k| k.rsa())
+        .is_ok_and(|r| r.size() >= 256)
+}
+
 /// `<saml:EncryptedAssertion>` holding `assertion` (an Assertion element) for the holder of
 /// `cert_der`'s private key.
 pub fn encrypt_assertion(assertion: &str, cert_der: &[u8]) -> Result<String, XmlError> {
