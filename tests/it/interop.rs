@@ -205,7 +205,14 @@ async fn pysaml2_signs_in_and_out_through_the_hub() {
         )["status"],
         "success"
     );
-    let out = send(&app, get("/saml/logout", &[("fedhub_sso", &sso)])).await;
+    let out = send(
+        &app,
+        Request::post("/saml/logout")
+            .header(header::COOKIE, format!("fedhub_sso={sso}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     let answer = sp.with_idp("idp-logout-request", &["--query", out.location()]);
     assert_eq!(

@@ -612,6 +612,40 @@ async fn bad_requests_get_a_page_and_an_audit_entry_never_a_response() {
 }
 
 #[tokio::test]
+async fn requests_for_another_idp_or_out_of_time_are_refused() {
+    let hub = setup(false);
+    let request = |destination: &str, instant: &str| {
+        format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_t{}" Version="2.0" IssueInstant="{instant}" Destination="{destination}"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+            instant.len() + destination.len(),
+            hub.sp.entity_id
+        )
+    };
+    for (destination, instant) in [
+        ("https://other-idp.example/sso", "2026-11-27T00:00:00Z"),
+        ("http://127.0.0.1:8080/saml/sso", "2026-11-26T23:00:00Z"),
+        ("http://127.0.0.1:8080/saml/sso", "2026-11-27T01:00:00Z"),
+    ] {
+        let q = signed_query(&hub.sp, "SAMLRequest", &request(destination, instant), None);
+        let r = send(&hub.app, get(&format!("/saml/sso?{q}"), &[])).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{destination} {instant}");
+    }
+    let q = signed_query(
+        &hub.sp,
+        "SAMLRequest",
+        &request("http://127.0.0.1:8080/saml/sso", "2026-11-26T23:58:00Z"),
+        None,
+    );
+    assert_eq!(
+        send(&hub.app, get(&format!("/saml/sso?{q}"), &[]))
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "two minutes old is fine"
+    );
+}
+
+#[tokio::test]
 async fn idp_initiated_sign_in_goes_to_the_default_acs() {
     let hub = setup(false);
     let r = send(
@@ -867,11 +901,20 @@ mod logout {
     #[tokio::test]
     async fn sign_out_everywhere_from_the_hub() {
         let hub = setup(false);
+        // A plain link (GET) only shows the button; signing out takes a POST.
+        let page = send(&hub.app, get("/saml/logout", &[])).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains(r#"method="post""#) && page.body.contains("Đăng xuất khỏi tất cả")
+        );
         let first = hub.sign_in("_a1", CITIZEN).await;
         let sso_cookie = first.cookie("fedhub_sso").unwrap();
         let r = send(
             &hub.app,
-            get("/saml/logout", &[("fedhub_sso", &sso_cookie)]),
+            Request::post("/saml/logout")
+                .header(header::COOKIE, format!("fedhub_sso={sso_cookie}"))
+                .body(Body::empty())
+                .unwrap(),
         )
         .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "the portal is told first");

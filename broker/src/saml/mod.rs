@@ -26,6 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/saml/slo", get(slo::slo_redirect).post(slo::slo_post))
         .route(
             "/saml/logout",
-            get(slo::logout_everywhere).post(slo::logout_everywhere),
+            get(slo::logout_page).post(slo::logout_everywhere),
         )
 }

@@ -605,10 +605,26 @@ fn send(
     Ok(Redirect::to(&format!("{endpoint}{sep}{query}")).into_response())
 }
 
-/// "Sign out everywhere", started at the hub.
+/// "Sign out everywhere", started at the hub (POST only: a link on another site must not be
+/// able to sign people out).
 pub async fn logout_everywhere(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     begin(state, headers, None).await
+}
+
+/// The sign-out page with its button.
+pub async fn logout_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let page = PageContext {
+        lang: Lang::negotiate(None, &headers),
+        request_id: request_id_of(&headers),
+        path: "/saml/logout".into(),
+        query: None,
+    };
+    let html = state.pages.render("logout.html", &page, context! {})?;
+    Ok(Html(html).into_response())
 }

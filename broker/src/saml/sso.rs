@@ -26,6 +26,9 @@ use crate::web::error::WebError;
 use crate::web::pages::{Lang, PageContext};
 use crate::web::{cookies, request_id_of, AppState};
 
+/// Clock difference tolerated between an SP and the hub, in seconds.
+const CLOCK_SKEW: i64 = 180;
+
 #[derive(Debug, Deserialize)]
 pub struct PostForm {
     #[serde(rename = "SAMLRequest")]
@@ -133,6 +136,20 @@ async fn handle(
         }
     };
     let req = &verified.request;
+    // A request meant for another IdP, or one too old or from the future, is not answered.
+    let sso_url = format!("{}/saml/sso", state.config.base_url());
+    let age = now - req.issue_instant.timestamp();
+    let problem = if req.destination.as_deref().is_some_and(|d| d != sso_url) {
+        Some(format!("Destination is not {sso_url}"))
+    } else if age > state.config.sessions.auth_session_ttl.as_secs() as i64 || age < -CLOCK_SKEW {
+        Some("IssueInstant is too old or in the future".to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        audit_refusal(issuer.clone(), problem.clone()).await;
+        return Err(refused_request(problem));
+    }
     let acs = match md.choose_acs(
         req.assertion_consumer_service_index,
         req.assertion_consumer_service_url.as_deref(),

@@ -87,6 +87,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/saml_post.html"),
     ),
     (
+        "logout.html",
+        include_str!("../../../templates/logout.html"),
+    ),
+    (
         "signed_out.html",
         include_str!("../../../templates/signed_out.html"),
     ),
