@@ -510,6 +510,60 @@ async fn members_who_are_not_activated_get_a_clear_page_not_a_response() {
 }
 
 #[tokio::test]
+async fn a_failed_upstream_sign_in_is_answered_authn_failed() {
+    let hub = setup(false);
+    let r = hub.sign_in("_f1", "079088004567").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let xml = r.saml_response();
+    assert!(
+        xml.contains("status:Responder") && xml.contains("status:AuthnFailed"),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"InResponseTo="_f1""#));
+    assert!(hub
+        .audit()
+        .iter()
+        .any(|e| e.action == "login" && e.outcome == "failure"));
+}
+
+#[tokio::test]
+async fn doctype_and_oversized_post_requests_are_refused_and_audited() {
+    let hub = setup(false);
+    let post = |body: String| {
+        Request::post("/saml/sso")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let xxe = format!(
+        r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x" Version="2.0" IssueInstant="2026-11-27T00:00:00Z"><saml:Issuer>{}&x;</saml:Issuer></samlp:AuthnRequest>"#,
+        hub.sp.entity_id
+    );
+    let r = send(
+        &hub.app,
+        post(format!("SAMLRequest={}", e(&STANDARD.encode(&xxe)))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.body.contains("root:"), "nothing of the file leaks");
+    let big = STANDARD.encode(format!("<a>{}</a>", "x".repeat(150_000)));
+    let r = send(&hub.app, post(format!("SAMLRequest={}", e(&big)))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let refused: Vec<_> = hub
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "saml.sso" && e.outcome == "denied")
+        .collect();
+    assert!(refused
+        .iter()
+        .any(|e| e.detail.as_deref().unwrap_or("").contains("DOCTYPE")));
+    assert!(refused
+        .iter()
+        .any(|e| e.detail.as_deref().unwrap_or("").contains("larger than")));
+}
+
+#[tokio::test]
 async fn an_identity_without_an_account_is_refused() {
     let hub = setup(false);
     let r = hub.sign_in("_u1", "022195000123").await;
@@ -810,6 +864,53 @@ mod logout {
         .await;
         assert_eq!(after.status, StatusCode::SEE_OTHER, "a login page again");
         assert!(hub.audit().iter().any(|e| e.action == "logout"));
+    }
+
+    #[tokio::test]
+    async fn a_post_binding_logout_request_with_an_xml_signature_works() {
+        let hub = setup(false);
+        let sso_cookie = hub
+            .sign_in("_a1", CITIZEN)
+            .await
+            .cookie("fedhub_sso")
+            .unwrap();
+        let unsigned = logout_request(&hub.sp, "_lp1", "x");
+        let at = unsigned.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+        let template = fedhub_metadata::xml::sign::template(
+            "_lp1",
+            fedhub_metadata::keys::KeyAlg::Rsa2048,
+            &hub.sp.signing.cert_der,
+        );
+        let signed = fedhub_metadata::xml::sign::sign(
+            &format!("{}{}{}", &unsigned[..at], template, &unsigned[at..]),
+            &hub.sp.signing.private_der,
+        )
+        .unwrap();
+        let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let form = |xml: &str| {
+            Request::post("/saml/slo")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("fedhub_sso={sso_cookie}"))
+                .body(Body::from(format!(
+                    "SAMLRequest={}&RelayState=rs",
+                    e(&STANDARD.encode(xml))
+                )))
+                .unwrap()
+        };
+        let forged = send(
+            &hub.app,
+            form(&signed.replace("_lp1</", "_lp2</").replace(">x<", ">y<")),
+        )
+        .await;
+        assert_eq!(
+            forged.status,
+            StatusCode::BAD_REQUEST,
+            "changed after signing"
+        );
+        let r = send(&hub.app, form(&signed)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let answer = hub_message(&hub, r.location(), "SAMLResponse");
+        assert!(answer.xml.contains(r#"InResponseTo="_lp1""#));
     }
 
     #[tokio::test]

@@ -262,7 +262,8 @@ async fn start_or_answer(
 }
 
 /// A signed error Response to the (metadata-registered) ACS.
-async fn error_answer(
+/// A signed error Response to the SP's registered ACS (NoPassive, RequestDenied, AuthnFailed…).
+pub async fn error_answer(
     state: &AppState,
     rp: &RelyingParty,
     request: &RpRequest,

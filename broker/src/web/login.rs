@@ -120,6 +120,18 @@ async fn chooser(
     Ok(Html(html).into_response())
 }
 
+/// How a connector callback ended.
+enum Step {
+    SignedIn(
+        crate::login::RpRequest,
+        crate::rp::RelyingParty,
+        sso::SsoSession,
+        String,
+    ),
+    Refused(resolve::Refusal),
+    UpstreamFailed(crate::login::RpRequest, crate::rp::RelyingParty),
+}
+
 #[derive(Debug, Deserialize)]
 struct DevForm {
     national_id: String,
@@ -154,8 +166,20 @@ async fn callback(
                 ));
             }
             let cfg = dev::DevConfig::parse(&connector.config).map_err(Error::internal)?;
-            let identity = dev::complete(&cfg, &connector.id, form.national_id.trim(), now)
-                .map_err(|e| Error::invalid("national_id", e.to_string()))?;
+            let identity = match dev::complete(&cfg, &connector.id, form.national_id.trim(), now) {
+                Ok(identity) => identity,
+                Err(e) => {
+                    // The upstream did not vouch for anyone: the SP hears AuthnFailed.
+                    let event = Event::new("anonymous", "login")
+                        .target(connector.id.clone())
+                        .outcome(Outcome::Failure)
+                        .detail(e.to_string())
+                        .request(Some(request_id.clone()));
+                    audit::record(c, &event, now)?;
+                    let rp = crate::rp::get(c, &session.request.rp_id)?;
+                    return Ok(Step::UpstreamFailed(session.request, rp));
+                }
+            };
             let account = match resolve::account_for(c, &identity, now)? {
                 Ok(a) => a,
                 Err(refusal) => {
@@ -165,7 +189,7 @@ async fn callback(
                         .detail(refusal.as_str())
                         .request(Some(request_id.clone()));
                     audit::record(c, &event, now)?;
-                    return Ok(Err(refusal));
+                    return Ok(Step::Refused(refusal));
                 }
             };
             let (cookie, sso_session) =
@@ -175,14 +199,30 @@ async fn callback(
                 .request(Some(request_id.clone()));
             audit::record(c, &event, now)?;
             let rp = crate::rp::get(c, &session.request.rp_id)?;
-            Ok(Ok((session.request, rp, sso_session, cookie)))
+            Ok(Step::SignedIn(session.request, rp, sso_session, cookie))
         })
         .await
         .map_err(|e| match e {
             Error::Invalid { ref field, .. } if field == "login" => expired(e),
             other => WebError::page(other),
         })?;
-    let (request, rp, session, cookie) = outcome.map_err(crate::saml::sso::refusal_page)?;
+    let (request, rp, session, cookie) = match outcome {
+        Step::SignedIn(request, rp, session, cookie) => (request, rp, session, cookie),
+        Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
+        Step::UpstreamFailed(request, rp) => {
+            use crate::saml::response::{STATUS_AUTHN_FAILED, STATUS_RESPONDER};
+            return Ok(crate::saml::sso::error_answer(
+                &state,
+                &rp,
+                &request,
+                STATUS_RESPONDER,
+                Some(STATUS_AUTHN_FAILED),
+                "the sign-in did not succeed",
+                &headers,
+            )
+            .await?);
+        }
+    };
     let set_sso = cookies::sso(&state.config, &cookie);
     let mut res = match request.answer {
         Answer::Saml { .. } => {
