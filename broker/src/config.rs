@@ -427,6 +427,12 @@ impl Config {
                 "must be RS256 or ES256",
             ));
         }
+        if self.saml.metadata_valid_for.is_zero() || self.saml.metadata_cache_duration.is_zero() {
+            return Err(ConfigError::new(
+                "saml.metadata_valid_for",
+                "metadata_valid_for and metadata_cache_duration must be longer than zero",
+            ));
+        }
         if self.saml.metadata_cache_duration > self.saml.metadata_valid_for {
             return Err(ConfigError::new(
                 "saml.metadata_cache_duration",

@@ -18,6 +18,29 @@ pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:p
 pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
 
+/// Records a refused SAML message from someone not (yet) identified.
+pub(crate) async fn audit_refusal(
+    state: &AppState,
+    action: &'static str,
+    target: String,
+    detail: String,
+    request_id: String,
+) {
+    let now = state.clock.now();
+    let event = crate::audit::Event::new("anonymous", action)
+        .target(target)
+        .outcome(crate::audit::Outcome::Denied)
+        .request(Some(request_id))
+        .detail(detail);
+    if let Err(e) = state
+        .store
+        .write_async(move |c| crate::audit::record(c, &event, now))
+        .await
+    {
+        tracing::error!(error = %e, "could not audit a refused SAML message");
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/saml/metadata", get(idp_metadata::serve))

@@ -130,13 +130,36 @@ async fn handle(
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
     let limits = Limits::default();
-    let issuer = logout::peek_issuer(&binding, param, limits).map_err(bad)?;
+    let issuer = match logout::peek_issuer(&binding, param, limits) {
+        Ok(i) => i,
+        Err(e) => {
+            super::audit_refusal(
+                &state,
+                "saml.slo",
+                "(unreadable message)".into(),
+                e.to_string(),
+                request_id_of(&headers),
+            )
+            .await;
+            return Err(bad(e));
+        }
+    };
     let lookup = issuer.clone();
-    let rp = state
+    let Some(rp) = state
         .store
         .read_async(move |c| rp::by_entity_id(c, &lookup))
         .await?
-        .ok_or_else(|| bad(format!("{issuer} is not registered")))?;
+    else {
+        super::audit_refusal(
+            &state,
+            "saml.slo",
+            issuer.clone(),
+            "unknown service provider".into(),
+            request_id_of(&headers),
+        )
+        .await;
+        return Err(bad(format!("{issuer} is not registered")));
+    };
     let md = rp::saml::settings(&rp)?.metadata()?;
     let verified = match logout::decode(binding, param, &md, limits) {
         Ok(v) => v,

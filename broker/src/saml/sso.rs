@@ -95,20 +95,7 @@ async fn handle(
     let request_id = request_id_of(&headers);
     let limits = Limits::default();
     let audit_refusal = |target: String, detail: String| {
-        let event = Event::new("anonymous", "saml.sso")
-            .target(target)
-            .outcome(Outcome::Denied)
-            .request(Some(request_id.clone()))
-            .detail(detail);
-        let store = state.store.clone();
-        async move {
-            if let Err(e) = store
-                .write_async(move |c| audit::record(c, &event, now))
-                .await
-            {
-                tracing::error!(error = %e, "could not audit a refused SAML request");
-            }
-        }
+        super::audit_refusal(&state, "saml.sso", target, detail, request_id.clone())
     };
     let issuer = match peek_issuer(&incoming.binding(), limits) {
         Ok(i) => i,
@@ -545,6 +532,14 @@ pub async fn idp_initiated(
         .read_async(move |c| rp::by_entity_id(c, &entity))
         .await?
     else {
+        super::audit_refusal(
+            &state,
+            "saml.sso",
+            q.sp.clone(),
+            "IdP-initiated sign-in for an unknown service provider".into(),
+            request_id_of(&headers),
+        )
+        .await;
         return Err(refused_request(format!("{} is not registered", q.sp)));
     };
     let settings = rp::saml::settings(&rp)?;
