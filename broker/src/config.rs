@@ -512,12 +512,7 @@ impl Config {
 }
 
 fn is_loopback_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+    fedhub_metadata::xml::sp::is_loopback(url)
 }
 
 /// `FEDHUB_DATABASE_URL` → `database.url`: the first `_` after the prefix separates the

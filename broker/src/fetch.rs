@@ -9,12 +9,7 @@ use crate::error::{Error, Result};
 /// Checks a URL the hub will fetch from.
 pub fn check_url(field: &str, url: &str) -> Result<url::Url> {
     let u = url::Url::parse(url).map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
-    let loopback = match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = fedhub_metadata::xml::sp::is_loopback(&u);
     match u.scheme() {
         "https" => Ok(u),
         "http" if loopback => Ok(u),

@@ -105,6 +105,16 @@ pub struct Membership {
     pub roles: Vec<String>,
 }
 
+/// The Vietnamese name of an agency, when there is a code and it is registered.
+fn agency_name(conn: &mut Db, code: Option<&str>) -> Result<Option<String>> {
+    let Some(code) = code else { return Ok(None) };
+    Ok(agencies::table
+        .find(code)
+        .select(agencies::name_vi)
+        .first::<String>(conn)
+        .optional()?)
+}
+
 /// (id, status, subject, unit, user group)
 type MembershipRow = (String, String, String, Option<String>, Option<String>);
 
@@ -125,14 +135,7 @@ fn membership(conn: &mut Db, account_id: &str, rp_id: &str) -> Result<Option<Mem
     let Some((id, status, subject, unit_code, user_group)) = row else {
         return Ok(None);
     };
-    let unit_name = match &unit_code {
-        Some(code) => agencies::table
-            .find(code)
-            .select(agencies::name_vi)
-            .first::<String>(conn)
-            .optional()?,
-        None => None,
-    };
+    let unit_name = agency_name(conn, unit_code.as_deref())?;
     let roles = membership_roles::table
         .inner_join(roles::table)
         .filter(membership_roles::membership_id.eq(&id))
@@ -213,14 +216,7 @@ pub fn for_rp(
     let (agency_code, agency_name) = match &membership {
         Some(m) if m.unit_code.is_some() => (one(&m.unit_code), one(&m.unit_name)),
         _ => {
-            let name = match &account.agency_code {
-                Some(code) => agencies::table
-                    .find(code)
-                    .select(agencies::name_vi)
-                    .first::<String>(conn)
-                    .optional()?,
-                None => None,
-            };
+            let name = agency_name(conn, account.agency_code.as_deref())?;
             (one(&account.agency_code), one(&name))
         }
     };

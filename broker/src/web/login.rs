@@ -13,8 +13,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::pages::{Lang, PageContext};
-use super::{cookies, request_id_of, AppState};
+use super::{cookies, page_context, request_id_of, AppState};
 use crate::audit::{self, Event, Outcome};
 use crate::error::Error;
 use crate::login::{auth_session, resolve, sso, Answer};
@@ -69,15 +68,6 @@ fn connectors_for(conn: &mut Db, rp_id: &str) -> crate::error::Result<Vec<Connec
         .filter(|(id, _, _)| listed.is_empty() || listed.contains(id))
         .map(|(id, kind, config)| Connector { id, kind, config })
         .collect())
-}
-
-fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext {
-    PageContext {
-        lang: Lang::negotiate(uri.query(), headers),
-        request_id: request_id_of(headers),
-        path: uri.path().to_string(),
-        query: uri.query().map(String::from),
-    }
 }
 
 async fn chooser(

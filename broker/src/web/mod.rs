@@ -140,7 +140,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     .with_state(state)
 }
 
-fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext {
+/// What a page needs to know about the request it answers.
+pub(crate) fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext {
     PageContext {
         lang: Lang::negotiate(uri.query(), headers),
         request_id: request_id_of(headers),

@@ -68,20 +68,24 @@ fn certs(
     Ok(out)
 }
 
+/// Whether a URL points at this machine (plain http is tolerated there, for tests and demos).
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// URLs the hub will send people to must be https (http only on loopback, for tests/demo).
 fn acceptable_endpoint(url: &str) -> bool {
     let Ok(u) = url::Url::parse(url) else {
         return false;
     };
-    let loopback = match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
     match u.scheme() {
         "https" => u.host().is_some(),
-        "http" => loopback,
+        "http" => is_loopback(&u),
         _ => false,
     }
 }
