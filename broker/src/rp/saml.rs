@@ -332,6 +332,19 @@ pub fn apply_refresh(
         if md.valid_until.is_some_and(|t| t <= now) {
             return Err(Error::invalid("metadata", "validUntil is in the past"));
         }
+        // The SP's answers are encrypted for its key: a copy without a usable one would break
+        // every sign-in, so it does not replace the good one.
+        if settings.encrypt_assertion
+            && !md
+                .encryption_certs
+                .first()
+                .is_some_and(|c| fedhub_metadata::xml::encrypt::can_encrypt_for(c.der_data()))
+        {
+            return Err(Error::invalid(
+                "metadata",
+                "no RSA encryption key any more, and assertions to this SP are encrypted",
+            ));
+        }
         Ok(text)
     });
     let result = match checked {

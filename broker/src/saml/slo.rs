@@ -189,9 +189,19 @@ async fn handle(
             begin(state, headers, Some(initiator)).await
         }
         LogoutMessage::Response(resp) => {
-            let handle = verified
-                .relay_state
-                .ok_or_else(|| bad("a LogoutResponse must carry the RelayState the hub sent"))?;
+            let Some(handle) = verified.relay_state else {
+                super::audit_refusal(
+                    &state,
+                    "saml.slo",
+                    rp.entity_id.clone(),
+                    "LogoutResponse without RelayState".into(),
+                    request_id_of(&headers),
+                )
+                .await;
+                return Err(bad(
+                    "a LogoutResponse must carry the RelayState the hub sent",
+                ));
+            };
             let success = resp
                 .status
                 .as_ref()
@@ -199,7 +209,7 @@ async fn handle(
                 == Some(STATUS_SUCCESS);
             let in_response_to = resp.in_response_to.clone();
             let h = handle.clone();
-            state
+            let expected = state
                 .store
                 .write_async(move |c| {
                     let mut st = load(c, &h, now)?;
@@ -213,7 +223,18 @@ async fn handle(
                     st.partial |= !success;
                     save(c, &h, &st)
                 })
-                .await?;
+                .await;
+            if let Err(e) = expected {
+                super::audit_refusal(
+                    &state,
+                    "saml.slo",
+                    rp.entity_id.clone(),
+                    e.to_string(),
+                    request_id_of(&headers),
+                )
+                .await;
+                return Err(e.into());
+            }
             next(state, headers, handle).await
         }
     }

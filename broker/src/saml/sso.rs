@@ -521,6 +521,14 @@ pub async fn idp_initiated(
         .as_ref()
         .is_some_and(|r| r.len() > xml::authn::MAX_RELAY_STATE)
     {
+        super::audit_refusal(
+            &state,
+            "saml.sso",
+            q.sp.clone(),
+            "RelayState longer than 80 bytes".into(),
+            request_id_of(&headers),
+        )
+        .await;
         return Err(WebError::page(Error::invalid(
             "RelayState",
             "at most 80 bytes",
