@@ -185,6 +185,40 @@ pub enum RpCommand {
         #[arg(long)]
         without_membership: bool,
     },
+    /// Register an OpenID Connect client (a gateway); its secret is printed once.
+    AddOidc {
+        /// Agency code of the agency that owns the client.
+        #[arg(long)]
+        owner: String,
+        /// Exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// client_id (default: generated).
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed scopes, comma-separated (default: openid,profile).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Exact post-logout redirect URI (repeat for several).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// RS256 (default), ES256, EdDSA or PS256.
+        #[arg(long)]
+        signing_alg: Option<String>,
+        #[arg(long, value_enum)]
+        subject_type: Option<crate::rp::oidc::SubjectType>,
+        #[arg(long, value_enum)]
+        claim_profile: Option<crate::rp::oidc::ClaimProfile>,
+        #[arg(long, value_enum)]
+        access_token_format: Option<crate::rp::oidc::AccessTokenFormat>,
+        /// Let anyone in the directory sign in, member or not.
+        #[arg(long)]
+        without_membership: bool,
+    },
     /// Fetch again the metadata of SPs registered by URL (those due, or all with --all).
     Refresh {
         #[arg(long)]
@@ -714,6 +748,46 @@ fn rp_cmd(
                 "registered SAML service provider {} ({}), owned by {}",
                 rp.entity_id, rp.display_name, rp.owner_agency_code
             );
+        }
+        RpCommand::AddOidc {
+            owner,
+            redirect_uris,
+            client_id,
+            name,
+            scopes,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            signing_alg,
+            subject_type,
+            claim_profile,
+            access_token_format,
+            without_membership,
+        } => {
+            let reg = crate::rp::oidc::OidcRegistration {
+                client_id,
+                owner_agency_code: owner,
+                display_name: name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                scopes,
+                signing_alg,
+                subject_type,
+                claim_profile,
+                access_token_format,
+                access_token_ttl: None,
+                refresh_token_ttl: None,
+                require_activated_membership: Some(!without_membership),
+            };
+            let event = Event::new(actor, "rp.add_oidc").target(
+                reg.client_id
+                    .clone()
+                    .unwrap_or_else(|| "(generated)".into()),
+            );
+            let done = audit::audited(store, event, now, |c| crate::rp::oidc::add(c, &reg, now))?;
+            println!("client_id:     {}", done.rp.entity_id);
+            println!("client_secret: {}", done.client_secret);
+            eprintln!("The secret is shown once and stored only as a hash: give it to the client's operators now.");
         }
         RpCommand::Refresh { all } => {
             let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;

@@ -7,6 +7,7 @@
 mod cli;
 mod http;
 mod interop;
+mod oidc_clients;
 mod saml;
 mod server;
 mod sp;

@@ -1,6 +1,7 @@
 //! Relying parties: the systems that sign people in through the hub. A ministry portal is a
 //! SAML SP registered from its metadata; a gateway is an OIDC client (a later issue).
 
+pub mod oidc;
 pub mod refresh;
 pub mod saml;
 

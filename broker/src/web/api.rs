@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/accounts/{id}", get(show_account))
         .route("/relying-parties", get(list_rps))
         .route("/relying-parties/saml", axum::routing::post(add_saml_rp))
+        .route("/relying-parties/oidc", axum::routing::post(add_oidc_rp))
         .route("/relying-parties/{id}", get(show_rp))
 }
 
@@ -300,4 +301,28 @@ async fn add_saml_rp(
     .map_err(|e| WebError::api(Error::internal(e)))?
     .map_err(WebError::api)?;
     Ok((StatusCode::CREATED, Json(row)))
+}
+
+/// Registers an OIDC client; the response carries the secret this once.
+async fn add_oidc_rp(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(reg): ApiJson<crate::rp::oidc::OidcRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::rp::oidc::Registered>)> {
+    let now = state.clock.now();
+    let target = reg
+        .client_id
+        .clone()
+        .unwrap_or_else(|| "(generated)".into());
+    let event = Event::new(&caller.name, "rp.add_oidc")
+        .target(target)
+        .request(Some(caller.request_id));
+    let store = state.store.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        audit::audited(&store, event, now, |c| crate::rp::oidc::add(c, &reg, now))
+    })
+    .await
+    .map_err(|e| WebError::api(Error::internal(e)))?
+    .map_err(WebError::api)?;
+    Ok((StatusCode::CREATED, Json(done)))
 }

@@ -1,0 +1,305 @@
+//! Registering an OpenID Connect client (a provincial gateway or a portal subsystem). The
+//! secret is generated, shown once and stored as a hash; redirect URIs are matched exactly.
+//! The OpenID Provider endpoints that use these registrations are a later release.
+
+use diesel::prelude::*;
+use fedhub_identifiers::AgencyCode;
+use serde::{Deserialize, Serialize};
+
+use super::RelyingParty;
+use crate::directory::agencies;
+use crate::error::{Error, Result};
+use crate::store::schema::relying_parties::dsl as rp;
+use crate::store::{counters, Db};
+use crate::tokens::{random_secret, sha256_hex};
+
+/// Scopes a client may be allowed; each releases its claims (see docs).
+pub const SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "national_id",
+    "agency",
+    "roles",
+    "offline_access",
+];
+pub const SIGNING_ALGS: &[&str] = &["RS256", "ES256", "EdDSA", "PS256"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectType {
+    /// A different `sub` for the same person at each client (the default).
+    Pairwise,
+    /// The same `sub` everywhere.
+    Public,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimProfile {
+    /// OpenID standard claims plus fedhub's (`national_id`, `agency_code`, ...).
+    Standard,
+    /// Also the national portal's names (`SoDinhDanh`, `HoVaTen`, `SoDienThoai`, ...).
+    Portal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    /// RFC 9068 JWT access tokens.
+    Jwt,
+    /// Random handles, checked through introspection.
+    Opaque,
+}
+
+/// Per-client settings, stored as JSON with the relying party.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// SHA-256 of the client secret (hex); the secret itself is never stored.
+    pub client_secret_sha256: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub scopes: Vec<String>,
+    pub signing_alg: String,
+    pub subject_type: SubjectType,
+    pub claim_profile: ClaimProfile,
+    pub access_token_format: AccessTokenFormat,
+    /// Overrides of the hub's token lifetimes, in seconds.
+    pub access_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+}
+
+/// A registration request, from the CLI or the admin API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRegistration {
+    /// Chosen client_id (default: generated).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub owner_agency_code: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub signing_alg: Option<String>,
+    #[serde(default)]
+    pub subject_type: Option<SubjectType>,
+    #[serde(default)]
+    pub claim_profile: Option<ClaimProfile>,
+    #[serde(default)]
+    pub access_token_format: Option<AccessTokenFormat>,
+    #[serde(default)]
+    pub access_token_ttl: Option<u64>,
+    #[serde(default)]
+    pub refresh_token_ttl: Option<u64>,
+    #[serde(default)]
+    pub require_activated_membership: Option<bool>,
+}
+
+/// Redirect URIs are compared byte for byte later, so they are checked strictly now: absolute,
+/// https (http only to loopback, as RFC 8252 allows native apps), no fragment, no wildcard.
+fn check_redirect(field: &str, uri: &str) -> Result<()> {
+    let u = url::Url::parse(uri)
+        .map_err(|e| Error::invalid(field, format!("{uri:?} is not an absolute URL ({e})")))?;
+    if u.fragment().is_some() {
+        return Err(Error::invalid(
+            field,
+            format!("{uri:?} must not have a #fragment"),
+        ));
+    }
+    if uri.contains('*') {
+        return Err(Error::invalid(
+            field,
+            format!("{uri:?}: wildcards are not allowed, register each URI"),
+        ));
+    }
+    let ok = match u.scheme() {
+        "https" => u.host().is_some(),
+        "http" => fedhub_metadata::xml::sp::is_loopback(&u),
+        _ => false,
+    };
+    if !ok {
+        return Err(Error::invalid(
+            field,
+            format!("{uri:?} must be https:// (http only on 127.0.0.1/localhost)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_client_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(Error::invalid(
+            "client_id",
+            "1-64 ASCII letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(())
+}
+
+impl OidcRegistration {
+    /// Checks everything that does not need the database; returns the client id and the
+    /// settings without the secret hash.
+    fn validate(&self) -> Result<(String, AgencyCode, Vec<String>)> {
+        let client_id = match &self.client_id {
+            Some(id) => {
+                check_client_id(id.trim())?;
+                id.trim().to_string()
+            }
+            None => format!(
+                "client-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        };
+        let owner = AgencyCode::parse(&self.owner_agency_code)
+            .map_err(|e| Error::invalid("owner_agency_code", e.rule))?;
+        if self.redirect_uris.is_empty() {
+            return Err(Error::invalid(
+                "redirect_uris",
+                "at least one redirect URI is required",
+            ));
+        }
+        for uri in &self.redirect_uris {
+            check_redirect("redirect_uris", uri)?;
+        }
+        for uri in &self.post_logout_redirect_uris {
+            check_redirect("post_logout_redirect_uris", uri)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            check_redirect("backchannel_logout_uri", uri)?;
+        }
+        let scopes = self
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into()]);
+        for s in &scopes {
+            if !SCOPES.contains(&s.as_str()) {
+                return Err(Error::invalid(
+                    "scopes",
+                    format!("unknown scope {s:?}; known: {}", SCOPES.join(", ")),
+                ));
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(Error::invalid("scopes", "must include openid"));
+        }
+        if let Some(alg) = &self.signing_alg {
+            if !SIGNING_ALGS.contains(&alg.as_str()) {
+                return Err(Error::invalid(
+                    "signing_alg",
+                    format!("{alg:?} is not one of {}", SIGNING_ALGS.join(", ")),
+                ));
+            }
+        }
+        for (field, ttl) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+        ] {
+            if ttl == Some(0) {
+                return Err(Error::invalid(field, "must be longer than zero"));
+            }
+        }
+        Ok((client_id, owner, scopes))
+    }
+}
+
+/// A registered client and its secret, which is shown this once.
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    #[serde(flatten)]
+    pub rp: RelyingParty,
+    pub client_secret: String,
+}
+
+/// Registers a client. Its client_id must be new and its owner agency registered.
+pub fn add(conn: &mut Db, reg: &OidcRegistration, now: i64) -> Result<Registered> {
+    let (client_id, owner, scopes) = reg.validate()?;
+    if agencies::find(conn, &owner)?.is_none() {
+        return Err(Error::invalid(
+            "owner_agency_code",
+            format!("agency {owner} is not registered in the directory"),
+        ));
+    }
+    if super::by_entity_id(conn, &client_id)?.is_some() {
+        return Err(Error::conflict(
+            "client_id",
+            format!("{client_id} is already registered"),
+        ));
+    }
+    let secret = random_secret("fhs_")?;
+    let settings = OidcSettings {
+        client_secret_sha256: sha256_hex(&secret),
+        redirect_uris: reg.redirect_uris.clone(),
+        post_logout_redirect_uris: reg.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: reg.backchannel_logout_uri.clone(),
+        scopes,
+        signing_alg: reg.signing_alg.clone().unwrap_or_else(|| "RS256".into()),
+        subject_type: reg.subject_type.unwrap_or(SubjectType::Pairwise),
+        claim_profile: reg.claim_profile.unwrap_or(ClaimProfile::Standard),
+        access_token_format: reg.access_token_format.unwrap_or(AccessTokenFormat::Jwt),
+        access_token_ttl: reg.access_token_ttl,
+        refresh_token_ttl: reg.refresh_token_ttl,
+    };
+    let id = crate::store::new_id();
+    let display_name = reg
+        .display_name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| client_id.clone());
+    diesel::insert_into(rp::relying_parties)
+        .values((
+            rp::id.eq(&id),
+            rp::protocol.eq("oidc"),
+            rp::entity_id.eq(&client_id),
+            rp::display_name.eq(display_name.trim()),
+            rp::owner_agency_code.eq(owner.as_str()),
+            rp::config.eq(serde_json::to_string(&settings).map_err(Error::internal)?),
+            rp::requires_membership.eq(reg.require_activated_membership.unwrap_or(true)),
+            rp::enabled.eq(true),
+            rp::created_at.eq(now),
+            rp::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    counters::bump(conn, counters::RELYING_PARTIES)?;
+    Ok(Registered {
+        rp: super::get(conn, &id)?,
+        client_secret: secret,
+    })
+}
+
+/// The OIDC settings of a registered client.
+pub fn settings(rp: &RelyingParty) -> Result<OidcSettings> {
+    if rp.protocol != "oidc" {
+        return Err(Error::invalid(
+            "relying_party",
+            format!("{} is not an OIDC client", rp.entity_id),
+        ));
+    }
+    serde_json::from_str(&rp.config)
+        .map_err(|e| Error::Internal(format!("stored settings of {}: {e}", rp.entity_id)))
+}
+
+/// Checks a presented client secret against the stored hash. The hashes are compared without
+/// early exit (timing would only reveal hash bytes, but there is no reason to leak even that).
+pub fn secret_matches(settings: &OidcSettings, presented: &str) -> bool {
+    let presented = sha256_hex(presented);
+    let (a, b) = (
+        presented.as_bytes(),
+        settings.client_secret_sha256.as_bytes(),
+    );
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
