@@ -115,8 +115,11 @@ pub fn get(uri: &str, cookies: &[(&str, &str)]) -> Request<Body> {
 }
 
 fn setup(requires_membership: bool) -> Hub {
+    setup_on(support::sqlite(), requires_membership)
+}
+
+fn setup_on(store: support::TestStore, requires_membership: bool) -> Hub {
     let sp = default_sp();
-    let store = support::sqlite();
     let (app, rp_id, account_id) = hub_with(
         &store,
         &sp.metadata(),
@@ -302,7 +305,22 @@ impl Hub {
 
 #[tokio::test]
 async fn a_member_signs_in_and_the_sp_gets_a_complete_signed_response() {
-    let hub = setup(true);
+    member_sign_in(setup(true)).await;
+}
+
+/// The same flow on PostgreSQL: every query of the login path runs on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_member_sign_in() {
+    let store = tokio::task::spawn_blocking(support::postgres)
+        .await
+        .unwrap();
+    let hub = tokio::task::spawn_blocking(move || setup_on(store, true))
+        .await
+        .unwrap();
+    member_sign_in(hub).await;
+}
+
+async fn member_sign_in(hub: Hub) {
     hub.member("activated");
     let r = hub.sign_in("_req-1", CITIZEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -762,7 +780,21 @@ mod logout {
 
     #[tokio::test]
     async fn sp_initiated_logout_reaches_every_sp_of_the_session_and_ends_sso() {
-        let hub = setup(false);
+        logout_through_two_portals(setup(false)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_logout_through_two_portals() {
+        let store = tokio::task::spawn_blocking(support::postgres)
+            .await
+            .unwrap();
+        let hub = tokio::task::spawn_blocking(move || setup_on(store, false))
+            .await
+            .unwrap();
+        logout_through_two_portals(hub).await;
+    }
+
+    async fn logout_through_two_portals(hub: Hub) {
         // A second portal in the same session.
         let sp2 = TestSp::new(
             "https://dvc.quangninh.example.gov.vn/sp",
