@@ -482,6 +482,15 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
         .ok_or_else(|| Error::internal("at-rest key vanished"))?;
     let now = SystemClock.now();
     store.write(|c| keys::ensure(c, &vault, keys::Purpose::Saml, config.saml_key_alg(), now))?;
+    store.write(|c| {
+        keys::ensure(
+            c,
+            &vault,
+            keys::Purpose::Oidc,
+            config.key_alg(keys::Purpose::Oidc),
+            now,
+        )
+    })?;
     // A wrong at-rest key would fail every sign-in: refuse to start instead.
     if let Err(e) = store.read(|c| keys::signer(c, &vault, keys::Purpose::Saml)?.xml_signer()) {
         return Err(ConfigError {
@@ -847,7 +856,7 @@ fn keys_cmd(
             let purpose = keys::Purpose::from(purpose);
             let event = Event::new(actor, "keys.rotate").target(purpose.as_str());
             let r = audit::audited(&store, event, now, |c| {
-                keys::rotate(c, &vault, purpose, config.saml_key_alg(), grace, now)
+                keys::rotate(c, &vault, purpose, config.key_alg(purpose), grace, now)
             })?;
             println!("signing with {} ({} keys)", r.current, purpose.as_str());
             if let Some(p) = &r.previous {

@@ -220,6 +220,8 @@ pub struct KeyConfig {
     pub previous_key_grace: Duration,
     /// Algorithm of new SAML signing keys: `RS256` (RSA-2048, default) or `ES256` (P-256).
     pub saml_algorithm: String,
+    /// Algorithm of new OIDC signing keys: `RS256` (default) or `ES256`.
+    pub oidc_algorithm: String,
 }
 
 impl Default for KeyConfig {
@@ -230,6 +232,7 @@ impl Default for KeyConfig {
             at_rest_key: None,
             previous_key_grace: Duration::from_secs(7 * 86_400),
             saml_algorithm: "RS256".into(),
+            oidc_algorithm: "RS256".into(),
         }
     }
 }
@@ -245,6 +248,7 @@ impl std::fmt::Debug for KeyConfig {
             )
             .field("previous_key_grace", &self.previous_key_grace)
             .field("saml_algorithm", &self.saml_algorithm)
+            .field("oidc_algorithm", &self.oidc_algorithm)
             .finish()
     }
 }
@@ -503,6 +507,15 @@ impl Config {
             .into_iter()
             .map(samael::crypto::CertificateDer::from)
             .collect())
+    }
+
+    /// The algorithm of new keys for `purpose` (checked in `validate`).
+    pub fn key_alg(&self, purpose: crate::keys::Purpose) -> fedhub_metadata::keys::KeyAlg {
+        let name = match purpose {
+            crate::keys::Purpose::Saml => &self.keys.saml_algorithm,
+            crate::keys::Purpose::Oidc => &self.keys.oidc_algorithm,
+        };
+        fedhub_metadata::keys::KeyAlg::parse(name).unwrap_or(fedhub_metadata::keys::KeyAlg::Rsa2048)
     }
 
     /// The hub's SAML entityID: `<public_url>/saml/metadata`.

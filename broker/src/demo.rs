@@ -163,6 +163,8 @@ pub fn prepare(
             now,
         )
     })?;
+    let oidc_alg = config.key_alg(crate::keys::Purpose::Oidc);
+    store.write(|c| crate::keys::ensure(c, &vault, crate::keys::Purpose::Oidc, oidc_alg, now))?;
     Ok(Prepared {
         config,
         store,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fetch;
 pub mod keys;
 pub mod login;
+pub mod oidc;
 pub mod rp;
 pub mod saml;
 pub mod store;

@@ -3,6 +3,7 @@
 //! touches libxmlsec) lands here too.
 
 mod at_rest;
+pub mod jwk;
 pub mod keys;
 
 pub use at_rest::{AtRestKey, SealError};

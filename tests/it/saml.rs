@@ -815,3 +815,64 @@ mod federation {
         assert_eq!(c.validate().unwrap_err().key, "saml.federation_certificate");
     }
 }
+
+mod jwks {
+    use axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::support::{self, NOW};
+
+    async fn fetch(app: axum::Router) -> serde_json::Value {
+        let res = app
+            .oneshot(Request::get("/oidc/jwks").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_jwks_publishes_current_next_and_previous_oidc_keys() {
+        use fedhub::keys::{self, Purpose};
+        let store = support::sqlite();
+        let (state, _) = support::app_state(&store);
+        let alg = state.config.key_alg(Purpose::Oidc);
+        store
+            .write(|c| keys::ensure(c, &support::vault(), Purpose::Oidc, alg, NOW))
+            .unwrap();
+        let app = fedhub::web::router(state);
+        let set = fetch(app.clone()).await;
+        let keys = set["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "current and next");
+        assert!(keys.iter().all(|k| k["kty"] == "RSA"
+            && k["alg"] == "RS256"
+            && k["use"] == "sig"
+            && k["n"].is_string()));
+        assert!(
+            keys.iter()
+                .all(|k| k.get("d").is_none() && k.get("p").is_none()),
+            "no private parts"
+        );
+        let current = store
+            .read(|c| keys::signer(c, &support::vault(), Purpose::Oidc))
+            .unwrap()
+            .kid;
+        store
+            .write(|c| keys::rotate(c, &support::vault(), Purpose::Oidc, alg, 86_400, NOW))
+            .unwrap();
+        let after = fetch(app).await;
+        let kids: Vec<&str> = after["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids.len(), 3);
+        assert!(
+            kids.contains(&current.as_str()),
+            "the previous key stays published during its grace"
+        );
+    }
+}

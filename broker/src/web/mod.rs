@@ -108,6 +108,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(crate::saml::router())
+        .merge(crate::oidc::router())
         .merge(login::router())
         .nest("/admin/api/v1", api::router())
         .merge(extra)
