@@ -476,28 +476,27 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
             .into());
         }
     }
-    // First start: a current key to sign with and a next key already published.
     let vault = config
         .at_rest_key()?
         .ok_or_else(|| Error::internal("at-rest key vanished"))?;
     let now = SystemClock.now();
-    store.write(|c| keys::ensure(c, &vault, keys::Purpose::Saml, config.saml_key_alg(), now))?;
-    store.write(|c| {
-        keys::ensure(
-            c,
-            &vault,
-            keys::Purpose::Oidc,
-            config.key_alg(keys::Purpose::Oidc),
-            now,
-        )
-    })?;
-    // A wrong at-rest key would fail every sign-in: refuse to start instead.
-    if let Err(e) = store.read(|c| keys::signer(c, &vault, keys::Purpose::Saml)?.xml_signer()) {
-        return Err(ConfigError {
-            key: "keys.at_rest_key_file".into(),
-            problem: e.to_string(),
+    for purpose in [keys::Purpose::Saml, keys::Purpose::Oidc] {
+        // Keys already stored must open with this at-rest key: a wrong one would fail every
+        // sign-in (and new keys sealed with it would split the store), so refuse to start.
+        match store.read(|c| keys::signer(c, &vault, purpose)?.xml_signer()) {
+            Ok(_) | Err(Error::Unavailable(_)) => {}
+            Err(e) => {
+                return Err(ConfigError {
+                    key: "keys.at_rest_key_file".into(),
+                    problem: e.to_string(),
+                }
+                .into());
+            }
         }
-        .into());
+    }
+    // First start: a current key to sign with and a next key already published, per purpose.
+    for purpose in [keys::Purpose::Saml, keys::Purpose::Oidc] {
+        store.write(|c| keys::ensure(c, &vault, purpose, config.key_alg(purpose), now))?;
     }
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");

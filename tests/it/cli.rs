@@ -321,8 +321,14 @@ fn serve_refuses_an_at_rest_key_that_cannot_open_the_signing_keys() {
         }
         other => panic!("{other:?}"),
     }
+    // Nothing was sealed with the wrong key.
+    let all = s.store().read(fedhub::keys::list).unwrap();
+    assert!(
+        all.iter().all(|k| k.purpose == "saml"),
+        "no OIDC keys created under the wrong at-rest key"
+    );
     // The first rotation of an empty store publishes a next key instead of promoting it.
-    let list = s.store().read(fedhub::keys::list).unwrap();
+    let list: Vec<_> = all.into_iter().filter(|k| k.purpose == "saml").collect();
     assert_eq!(list.iter().filter(|k| k.state == "current").count(), 1);
     assert_eq!(list.iter().filter(|k| k.state == "next").count(), 1);
     assert!(list.iter().all(|k| k.state != "previous"));
