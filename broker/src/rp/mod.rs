@@ -29,6 +29,58 @@ pub struct RelyingParty {
     pub updated_at: i64,
 }
 
+/// What every registration stores, whatever the protocol.
+pub struct NewRelyingParty<'a> {
+    pub protocol: &'static str,
+    /// SAML entityID or OIDC client_id; `id_field` names it in errors.
+    pub entity_id: &'a str,
+    pub id_field: &'static str,
+    pub display_name: Option<&'a str>,
+    pub owner: &'a fedhub_identifiers::AgencyCode,
+    /// Protocol settings, already serialised.
+    pub config: String,
+    pub requires_membership: bool,
+}
+
+/// Stores a relying party after the checks every protocol shares: the owner agency is
+/// registered and the entityID / client_id is new.
+pub fn insert(conn: &mut Db, new: NewRelyingParty<'_>, now: i64) -> Result<RelyingParty> {
+    if crate::directory::agencies::find(conn, new.owner)?.is_none() {
+        return Err(Error::invalid(
+            "owner_agency_code",
+            format!("agency {} is not registered in the directory", new.owner),
+        ));
+    }
+    if by_entity_id(conn, new.entity_id)?.is_some() {
+        return Err(Error::conflict(
+            new.id_field,
+            format!("{} is already registered", new.entity_id),
+        ));
+    }
+    let id = crate::store::new_id();
+    let display_name = new
+        .display_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(new.entity_id);
+    diesel::insert_into(rp::relying_parties)
+        .values((
+            rp::id.eq(&id),
+            rp::protocol.eq(new.protocol),
+            rp::entity_id.eq(new.entity_id),
+            rp::display_name.eq(display_name),
+            rp::owner_agency_code.eq(new.owner.as_str()),
+            rp::config.eq(&new.config),
+            rp::requires_membership.eq(new.requires_membership),
+            rp::enabled.eq(true),
+            rp::created_at.eq(now),
+            rp::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    crate::store::counters::bump(conn, crate::store::counters::RELYING_PARTIES)?;
+    get(conn, &id)
+}
+
 pub fn get(conn: &mut Db, id: &str) -> Result<RelyingParty> {
     rp::relying_parties
         .find(id)

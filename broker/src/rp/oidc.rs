@@ -2,15 +2,12 @@
 //! secret is generated, shown once and stored as a hash; redirect URIs are matched exactly.
 //! The OpenID Provider endpoints that use these registrations are a later release.
 
-use diesel::prelude::*;
 use fedhub_identifiers::AgencyCode;
 use serde::{Deserialize, Serialize};
 
 use super::RelyingParty;
-use crate::directory::agencies;
 use crate::error::{Error, Result};
-use crate::store::schema::relying_parties::dsl as rp;
-use crate::store::{counters, Db};
+use crate::store::Db;
 use crate::tokens::{random_secret, sha256_hex};
 
 /// Scopes a client may be allowed; each releases its claims (see docs).
@@ -228,18 +225,6 @@ pub struct Registered {
 /// Registers a client. Its client_id must be new and its owner agency registered.
 pub fn add(conn: &mut Db, reg: &OidcRegistration, now: i64) -> Result<Registered> {
     let (client_id, owner, scopes) = reg.validate()?;
-    if agencies::find(conn, &owner)?.is_none() {
-        return Err(Error::invalid(
-            "owner_agency_code",
-            format!("agency {owner} is not registered in the directory"),
-        ));
-    }
-    if super::by_entity_id(conn, &client_id)?.is_some() {
-        return Err(Error::conflict(
-            "client_id",
-            format!("{client_id} is already registered"),
-        ));
-    }
     let secret = random_secret("fhs_")?;
     let settings = OidcSettings {
         client_secret_sha256: sha256_hex(&secret),
@@ -254,29 +239,18 @@ pub fn add(conn: &mut Db, reg: &OidcRegistration, now: i64) -> Result<Registered
         access_token_ttl: reg.access_token_ttl,
         refresh_token_ttl: reg.refresh_token_ttl,
     };
-    let id = crate::store::new_id();
-    let display_name = reg
-        .display_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| client_id.clone());
-    diesel::insert_into(rp::relying_parties)
-        .values((
-            rp::id.eq(&id),
-            rp::protocol.eq("oidc"),
-            rp::entity_id.eq(&client_id),
-            rp::display_name.eq(display_name.trim()),
-            rp::owner_agency_code.eq(owner.as_str()),
-            rp::config.eq(serde_json::to_string(&settings).map_err(Error::internal)?),
-            rp::requires_membership.eq(reg.require_activated_membership.unwrap_or(true)),
-            rp::enabled.eq(true),
-            rp::created_at.eq(now),
-            rp::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    counters::bump(conn, counters::RELYING_PARTIES)?;
+    let new = super::NewRelyingParty {
+        protocol: "oidc",
+        entity_id: &client_id,
+        id_field: "client_id",
+        display_name: reg.display_name.as_deref(),
+        owner: &owner,
+        config: serde_json::to_string(&settings).map_err(Error::internal)?,
+        requires_membership: reg.require_activated_membership.unwrap_or(true),
+    };
+    let rp = super::insert(conn, new, now)?;
     Ok(Registered {
-        rp: super::get(conn, &id)?,
+        rp,
         client_secret: secret,
     })
 }

@@ -7,10 +7,9 @@ use samael::crypto::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use super::RelyingParty;
-use crate::directory::agencies;
 use crate::error::{Error, Result};
 use crate::store::schema::relying_parties::dsl as rp;
-use crate::store::{counters, new_id, Db};
+use crate::store::{counters, Db};
 
 /// What the hub signs in its answers to this SP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -185,40 +184,16 @@ pub fn add_under(
     now: i64,
 ) -> Result<RelyingParty> {
     let (md, owner, settings) = reg.validate(now, federation)?;
-    if agencies::find(conn, &owner)?.is_none() {
-        return Err(Error::invalid(
-            "owner_agency_code",
-            format!("agency {owner} is not registered in the directory"),
-        ));
-    }
-    if super::by_entity_id(conn, &md.entity_id)?.is_some() {
-        return Err(Error::conflict(
-            "entity_id",
-            format!("{} is already registered", md.entity_id),
-        ));
-    }
-    let id = new_id();
-    let display_name = reg
-        .display_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| md.entity_id.clone());
-    diesel::insert_into(rp::relying_parties)
-        .values((
-            rp::id.eq(&id),
-            rp::protocol.eq("saml"),
-            rp::entity_id.eq(&md.entity_id),
-            rp::display_name.eq(display_name.trim()),
-            rp::owner_agency_code.eq(owner.as_str()),
-            rp::config.eq(serde_json::to_string(&settings).map_err(Error::internal)?),
-            rp::requires_membership.eq(reg.require_activated_membership.unwrap_or(true)),
-            rp::enabled.eq(true),
-            rp::created_at.eq(now),
-            rp::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    counters::bump(conn, counters::RELYING_PARTIES)?;
-    super::get(conn, &id)
+    let new = super::NewRelyingParty {
+        protocol: "saml",
+        entity_id: &md.entity_id,
+        id_field: "entity_id",
+        display_name: reg.display_name.as_deref(),
+        owner: &owner,
+        config: serde_json::to_string(&settings).map_err(Error::internal)?,
+        requires_membership: reg.require_activated_membership.unwrap_or(true),
+    };
+    super::insert(conn, new, now)
 }
 
 /// The SAML settings of a registered SP.
