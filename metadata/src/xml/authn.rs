@@ -3,7 +3,9 @@
 use samael::crypto::{CryptoProvider, ReduceMode, XmlSec};
 use samael::schema::AuthnRequest;
 
-use super::guard::{base64_decode, check_signature_profile, check_xml, guarded, Limits};
+use super::guard::{
+    base64_decode, check_signature_profile, check_xml, guarded, parse_guarded, Limits,
+};
 use super::sp::SpMetadata;
 use super::{redirect, XmlError, ALLOWED};
 
@@ -30,29 +32,39 @@ pub struct VerifiedAuthnRequest {
 /// Maximum RelayState length (SAML Bindings §3.4.3: 80 bytes).
 pub const MAX_RELAY_STATE: usize = 80;
 
-/// Reads the Issuer of an AuthnRequest without trusting anything else in it, to look up
-/// which SP's metadata to verify it with.
-pub fn peek_issuer(binding: &Binding<'_>, limits: Limits) -> Result<String, XmlError> {
-    let xml = match binding {
-        Binding::Redirect { raw_query } => redirect::parse(raw_query, "SAMLRequest", limits)?.xml,
+/// The XML a binding carries as `param`, decoded and guarded but NOT verified: only for
+/// reading the Issuer, to know whose keys to verify the message with.
+pub fn unverified_xml(
+    binding: &Binding<'_>,
+    param: &str,
+    limits: Limits,
+) -> Result<String, XmlError> {
+    Ok(match binding {
+        Binding::Redirect { raw_query } => redirect::parse(raw_query, param, limits)?.xml,
         Binding::Post { saml_request, .. } => {
             check_xml(&base64_decode(saml_request, limits)?, limits)?.to_string()
         }
-    };
-    let request = parse_request(&xml)?;
-    request
-        .issuer
+    })
+}
+
+/// A non-empty, trimmed Issuer value.
+pub fn issuer_value(issuer: Option<samael::schema::Issuer>) -> Result<String, XmlError> {
+    issuer
         .and_then(|i| i.value)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| XmlError::Invalid("the AuthnRequest has no Issuer".into()))
+        .ok_or_else(|| XmlError::Invalid("the message has no Issuer".into()))
+}
+
+/// Reads the Issuer of an AuthnRequest without trusting anything else in it, to look up
+/// which SP's metadata to verify it with.
+pub fn peek_issuer(binding: &Binding<'_>, limits: Limits) -> Result<String, XmlError> {
+    let xml = unverified_xml(binding, "SAMLRequest", limits)?;
+    issuer_value(parse_request(&xml)?.issuer)
 }
 
 fn parse_request(xml: &str) -> Result<AuthnRequest, XmlError> {
-    guarded(|| {
-        xml.parse::<AuthnRequest>()
-            .map_err(|e| XmlError::Parse(e.to_string()))
-    })
+    parse_guarded(xml)
 }
 
 /// Decodes and verifies an AuthnRequest from `sp`.

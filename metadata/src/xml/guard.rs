@@ -200,6 +200,15 @@ pub fn check_signature_profile(xml: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// Parses a SAML type with samael, contained: a parse error or a panic becomes an error.
+pub fn parse_guarded<T>(xml: &str) -> Result<T, XmlError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    guarded(|| xml.parse::<T>().map_err(|e| XmlError::Parse(e.to_string())))
+}
+
 /// Runs library code that may panic on hostile input; a panic becomes an error.
 pub fn guarded<T>(f: impl FnOnce() -> Result<T, XmlError>) -> Result<T, XmlError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(XmlError::Panicked))

@@ -4,8 +4,8 @@
 
 use samael::schema::{LogoutRequest, LogoutResponse};
 
-use super::authn::verify_and_reduce;
-use super::guard::{base64_decode, check_xml, guarded, Limits};
+use super::authn::{issuer_value, unverified_xml, verify_and_reduce};
+use super::guard::{base64_decode, check_xml, parse_guarded, Limits};
 use super::sp::SpMetadata;
 use super::{redirect, Binding, XmlError};
 
@@ -23,35 +23,12 @@ pub struct VerifiedLogout {
 
 /// The Issuer of a logout message, unverified, to find whose keys to verify it with.
 pub fn peek_issuer(binding: &Binding<'_>, param: &str, limits: Limits) -> Result<String, XmlError> {
-    let xml = match binding {
-        Binding::Redirect { raw_query } => redirect::parse(raw_query, param, limits)?.xml,
-        Binding::Post { saml_request, .. } => {
-            check_xml(&base64_decode(saml_request, limits)?, limits)?.to_string()
-        }
-    };
-    let issuer = if param == "SAMLRequest" {
-        parse_request(&xml)?.issuer.and_then(|i| i.value)
+    let xml = unverified_xml(binding, param, limits)?;
+    if param == "SAMLRequest" {
+        issuer_value(parse_guarded::<LogoutRequest>(&xml)?.issuer)
     } else {
-        parse_response(&xml)?.issuer.and_then(|i| i.value)
-    };
-    issuer
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| XmlError::Invalid("the message has no Issuer".into()))
-}
-
-fn parse_request(xml: &str) -> Result<LogoutRequest, XmlError> {
-    guarded(|| {
-        xml.parse::<LogoutRequest>()
-            .map_err(|e| XmlError::Parse(e.to_string()))
-    })
-}
-
-fn parse_response(xml: &str) -> Result<LogoutResponse, XmlError> {
-    guarded(|| {
-        xml.parse::<LogoutResponse>()
-            .map_err(|e| XmlError::Parse(e.to_string()))
-    })
+        issuer_value(parse_guarded::<LogoutResponse>(&xml)?.issuer)
+    }
 }
 
 /// Decodes and verifies a LogoutRequest (`param = "SAMLRequest"`) or LogoutResponse
@@ -84,11 +61,11 @@ pub fn decode(
         }
     };
     let message = if param == "SAMLRequest" {
-        let r = parse_request(&xml)?;
+        let r = parse_guarded::<LogoutRequest>(&xml)?;
         check_issuer(r.issuer.as_ref().and_then(|i| i.value.as_deref()), sp)?;
         LogoutMessage::Request(Box::new(r))
     } else {
-        let r = parse_response(&xml)?;
+        let r = parse_guarded::<LogoutResponse>(&xml)?;
         check_issuer(r.issuer.as_ref().and_then(|i| i.value.as_deref()), sp)?;
         LogoutMessage::Response(Box::new(r))
     };
