@@ -1,5 +1,9 @@
 //! Public keys as JSON Web Keys (RFC 7517/7518), from the certificates the hub keeps for its
 //! signing keys. What `/oidc/jwks` publishes.
+//!
+//! RSA keys carry no `alg`: one RSA key signs both RS256 and PS256, and relying-party
+//! libraries refuse a key whose `alg` differs from the token's. EC keys say `ES256`, OKP keys
+//! (Ed25519) `EdDSA`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,7 +18,8 @@ pub struct Jwk {
     #[serde(rename = "use")]
     pub use_: &'static str,
     pub kid: String,
-    pub alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alg: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +64,7 @@ pub fn from_certificate(kid: &str, alg: KeyAlg, cert_der: &[u8]) -> Result<Jwk, 
         kty: "",
         use_: "sig",
         kid: kid.to_string(),
-        alg: alg.as_str(),
+        alg: None,
         n: None,
         e: None,
         crv: None,
@@ -81,8 +86,24 @@ pub fn from_certificate(kid: &str, alg: KeyAlg, cert_der: &[u8]) -> Result<Jwk, 
             Ok(Jwk {
                 kty: "EC",
                 crv: Some("P-256"),
+                alg: Some("ES256"),
                 x: Some(URL_SAFE_NO_PAD.encode(&p[1..33])),
                 y: Some(URL_SAFE_NO_PAD.encode(&p[33..])),
+                ..base
+            })
+        }
+        (KeyAlg::Ed25519, PublicKey::Unknown(raw))
+            if cert.tbs_certificate.subject_pki.algorithm.algorithm
+                == x509_parser::oid_registry::OID_SIG_ED25519 =>
+        {
+            if raw.len() != 32 {
+                return Err(err("not a 32-byte Ed25519 public key"));
+            }
+            Ok(Jwk {
+                kty: "OKP",
+                crv: Some("Ed25519"),
+                alg: Some("EdDSA"),
+                x: Some(URL_SAFE_NO_PAD.encode(raw)),
                 ..base
             })
         }
@@ -98,7 +119,12 @@ mod tests {
     fn rsa_and_ec_keys_become_jwks_that_verify_signatures() {
         let k = crate::keys::generate(KeyAlg::Rsa2048, "jwk", 0, 1).unwrap();
         let jwk = from_certificate(&k.kid, KeyAlg::Rsa2048, &k.cert_der).unwrap();
-        assert_eq!((jwk.kty, jwk.alg, jwk.use_), ("RSA", "RS256", "sig"));
+        assert_eq!((jwk.kty, jwk.alg, jwk.use_), ("RSA", None, "sig"));
+        let json = serde_json::to_value(&jwk).unwrap();
+        assert!(
+            json.get("alg").is_none(),
+            "RSA keys serve RS256 and PS256: {json}"
+        );
         let n = URL_SAFE_NO_PAD.decode(jwk.n.unwrap()).unwrap();
         let e = URL_SAFE_NO_PAD.decode(jwk.e.unwrap()).unwrap();
         assert_eq!(n.len(), 256, "2048-bit modulus without a leading zero");
@@ -119,11 +145,36 @@ mod tests {
 
         let k = crate::keys::generate(KeyAlg::EcP256, "jwk", 0, 1).unwrap();
         let jwk = from_certificate(&k.kid, KeyAlg::EcP256, &k.cert_der).unwrap();
-        assert_eq!((jwk.kty, jwk.crv), ("EC", Some("P-256")));
+        assert_eq!(
+            (jwk.kty, jwk.crv, jwk.alg),
+            ("EC", Some("P-256"), Some("ES256"))
+        );
         assert_eq!(URL_SAFE_NO_PAD.decode(jwk.x.unwrap()).unwrap().len(), 32);
         assert!(
             from_certificate(&k.kid, KeyAlg::Rsa2048, &k.cert_der).is_err(),
             "algorithm and key must agree"
         );
+    }
+
+    #[test]
+    fn ed25519_keys_become_okp_jwks_that_verify_signatures() {
+        let k = crate::keys::generate(KeyAlg::Ed25519, "jwk", 0, 1).unwrap();
+        let jwk = from_certificate(&k.kid, KeyAlg::Ed25519, &k.cert_der).unwrap();
+        assert_eq!(
+            (jwk.kty, jwk.crv, jwk.alg, jwk.use_),
+            ("OKP", Some("Ed25519"), Some("EdDSA"), "sig")
+        );
+        assert!(jwk.n.is_none() && jwk.e.is_none() && jwk.y.is_none());
+        let x = URL_SAFE_NO_PAD.decode(jwk.x.unwrap()).unwrap();
+        assert_eq!(x.len(), 32);
+        let pair =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&k.private_der).unwrap();
+        let sig = pair.sign(b"msg");
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &x)
+            .verify(b"msg", sig.as_ref())
+            .unwrap();
+        assert!(from_certificate(&k.kid, KeyAlg::EcP256, &k.cert_der).is_err());
+        let ec = crate::keys::generate(KeyAlg::EcP256, "jwk", 0, 1).unwrap();
+        assert!(from_certificate(&ec.kid, KeyAlg::Ed25519, &ec.cert_der).is_err());
     }
 }

@@ -10,7 +10,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::EcdsaKeyPair;
 
 use super::XmlError;
 use crate::keys::KeyAlg;
@@ -44,42 +44,19 @@ impl std::fmt::Debug for XmlSigner {
 }
 
 impl XmlSigner {
-    /// `private_der`: PKCS#1 for RSA, SEC1 for P-256 (as `keys::generate` produces).
+    /// `private_der`: PKCS#1 for RSA, SEC1 for P-256 (as `keys::generate` produces). Ed25519
+    /// keys are refused: they sign OIDC tokens only.
     pub fn new(alg: KeyAlg, private_der: &[u8], cert_der: &[u8]) -> Result<XmlSigner, XmlError> {
-        let bad = |what: &str| XmlError::Invalid(format!("signing key unusable: {what}"));
+        let bad = |what: String| XmlError::Invalid(format!("signing key unusable: {what}"));
         let rng = SystemRandom::new();
         let pair = match alg {
-            KeyAlg::Rsa2048 => {
-                // ring validates the key on load; keep that check before handing it to OpenSSL.
-                RsaKeyPair::from_der(private_der).map_err(|e| bad(&e.to_string()))?;
-                let rsa = openssl::rsa::Rsa::private_key_from_der(private_der)
-                    .map_err(|e| bad(&e.to_string()))?;
-                Pair::Rsa(openssl::pkey::PKey::from_rsa(rsa).map_err(|e| bad(&e.to_string()))?)
-            }
-            KeyAlg::EcP256 => {
-                let ec = openssl::ec::EcKey::private_key_from_der(private_der)
-                    .map_err(|e| bad(&e.to_string()))?;
-                let mut ctx = openssl::bn::BigNumContext::new().map_err(|e| bad(&e.to_string()))?;
-                let public = ec
-                    .public_key()
-                    .to_bytes(
-                        ec.group(),
-                        openssl::ec::PointConversionForm::UNCOMPRESSED,
-                        &mut ctx,
-                    )
-                    .map_err(|e| bad(&e.to_string()))?;
-                let private = ec
-                    .private_key()
-                    .to_vec_padded(32)
-                    .map_err(|e| bad(&e.to_string()))?;
-                Pair::Ec(Box::new(
-                    EcdsaKeyPair::from_private_key_and_public_key(
-                        &ECDSA_P256_SHA256_FIXED_SIGNING,
-                        &private,
-                        &public,
-                        &rng,
-                    )
-                    .map_err(|e| bad(&e.to_string()))?,
+            KeyAlg::Rsa2048 => Pair::Rsa(crate::keys::rsa_signing_key(private_der).map_err(bad)?),
+            KeyAlg::EcP256 => Pair::Ec(Box::new(
+                crate::keys::ec_p256_signing_pair(private_der, &rng).map_err(bad)?,
+            )),
+            KeyAlg::Ed25519 => {
+                return Err(XmlError::Invalid(
+                    "Ed25519 is for OIDC only; SAML signing keys are RSA or ECDSA P-256".into(),
                 ))
             }
         };
