@@ -215,9 +215,24 @@ pub enum RpCommand {
         claim_profile: Option<crate::rp::oidc::ClaimProfile>,
         #[arg(long, value_enum)]
         access_token_format: Option<crate::rp::oidc::AccessTokenFormat>,
+        /// How the client authenticates at the token endpoint (default client-secret-basic).
+        #[arg(long, value_enum)]
+        auth_method: Option<crate::rp::oidc::AuthMethod>,
+        /// The client's public JWK Set (file), required for private-key-jwt.
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
         /// Let anyone in the directory sign in, member or not.
         #[arg(long)]
         without_membership: bool,
+    },
+    /// Issue an initial access token for dynamic client registration (RFC 7591) at
+    /// /oidc/register; it is printed once and registers one client owned by --owner.
+    RegistrationToken {
+        #[arg(long)]
+        owner: String,
+        /// How long the token stays usable (default 24h).
+        #[arg(long, default_value = "24h")]
+        valid_for: humantime_serde::re::humantime::Duration,
     },
     /// Fetch again the metadata of SPs registered by URL (those due, or all with --all).
     Refresh {
@@ -483,8 +498,8 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     for purpose in [keys::Purpose::Saml, keys::Purpose::Oidc] {
         // Keys already stored must open with this at-rest key: a wrong one would fail every
         // sign-in (and new keys sealed with it would split the store), so refuse to start.
-        match store.read(|c| keys::signer(c, &vault, purpose)?.xml_signer()) {
-            Ok(_) | Err(Error::Unavailable(_)) => {}
+        match store.read(|c| keys::signer(c, &vault, purpose).map(drop)) {
+            Ok(()) | Err(Error::Unavailable(_)) => {}
             Err(e) => {
                 return Err(ConfigError {
                     key: "keys.at_rest_key_file".into(),
@@ -496,7 +511,7 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     }
     // First start: a current key to sign with and a next key already published, per purpose.
     for purpose in [keys::Purpose::Saml, keys::Purpose::Oidc] {
-        store.write(|c| keys::ensure(c, &vault, purpose, config.key_alg(purpose), now))?;
+        store.write(|c| keys::ensure_all(c, &vault, purpose, config.saml_key_alg(), now))?;
     }
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
@@ -769,8 +784,21 @@ fn rp_cmd(
             subject_type,
             claim_profile,
             access_token_format,
+            auth_method,
+            jwks,
             without_membership,
         } => {
+            let jwks = match jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        Error::invalid("jwks", format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    Some(serde_json::from_str(&text).map_err(|e| {
+                        Error::invalid("jwks", format!("{} is not JSON: {e}", path.display()))
+                    })?)
+                }
+                None => None,
+            };
             let reg = crate::rp::oidc::OidcRegistration {
                 client_id,
                 owner_agency_code: owner,
@@ -779,13 +807,15 @@ fn rp_cmd(
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
                 scopes,
-                signing_alg,
+                signing_alg: signing_alg.or_else(|| Some(config.keys.oidc_algorithm.clone())),
                 subject_type,
                 claim_profile,
                 access_token_format,
                 access_token_ttl: None,
                 refresh_token_ttl: None,
                 require_activated_membership: Some(!without_membership),
+                token_endpoint_auth_method: auth_method,
+                jwks,
             };
             let event = Event::new(actor, "rp.add_oidc").target(
                 reg.client_id
@@ -794,8 +824,23 @@ fn rp_cmd(
             );
             let done = audit::audited(store, event, now, |c| crate::rp::oidc::add(c, &reg, now))?;
             println!("client_id:     {}", done.rp.entity_id);
-            println!("client_secret: {}", done.client_secret);
-            eprintln!("The secret is shown once and stored only as a hash: give it to the client's operators now.");
+            if let Some(secret) = &done.client_secret {
+                println!("client_secret: {secret}");
+                eprintln!("The secret is shown once and stored only as a hash: give it to the client's operators now.");
+            }
+        }
+        RpCommand::RegistrationToken { owner, valid_for } => {
+            let ttl = valid_for.as_secs() as i64;
+            let event = Event::new(actor, "rp.registration_token").target(owner.clone());
+            let token = audit::audited(store, event, now, |c| {
+                crate::oidc::register::issue_token(c, &owner, actor, ttl, now)
+            })?;
+            println!("{token}");
+            eprintln!(
+                "Give this token to the client's operators: it registers one client owned by {owner} at {}/oidc/register until {}.",
+                config.base_url(),
+                rfc3339(now + ttl)
+            );
         }
         RpCommand::Refresh { all } => {
             let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
@@ -854,22 +899,36 @@ fn keys_cmd(
             let grace = config.keys.previous_key_grace.as_secs() as i64;
             let purpose = keys::Purpose::from(purpose);
             let event = Event::new(actor, "keys.rotate").target(purpose.as_str());
-            let r = audit::audited(&store, event, now, |c| {
-                keys::rotate(c, &vault, purpose, config.key_alg(purpose), grace, now)
+            let lines = match purpose {
+                keys::Purpose::Saml => vec![config.saml_key_alg()],
+                keys::Purpose::Oidc => keys::OIDC_FAMILIES.to_vec(),
+            };
+            let rotations = audit::audited(&store, event, now, |c| {
+                lines
+                    .iter()
+                    .map(|alg| keys::rotate(c, &vault, purpose, *alg, grace, now))
+                    .collect::<crate::error::Result<Vec<_>>>()
             })?;
-            println!("signing with {} ({} keys)", r.current, purpose.as_str());
-            if let Some(p) = &r.previous {
+            for (alg, r) in lines.iter().zip(&rotations) {
                 println!(
-                    "previous {p} stays published until {}",
-                    rfc3339(now + grace)
+                    "signing with {} ({} {} keys)",
+                    r.current,
+                    purpose.as_str(),
+                    alg.as_str()
                 );
-            }
-            println!(
-                "next {} is published and will sign after the next rotation",
-                r.next
-            );
-            for k in &r.retired {
-                println!("retired {k}");
+                if let Some(p) = &r.previous {
+                    println!(
+                        "previous {p} stays published until {}",
+                        rfc3339(now + grace)
+                    );
+                }
+                println!(
+                    "next {} is published and will sign after the next rotation",
+                    r.next
+                );
+                for k in &r.retired {
+                    println!("retired {k}");
+                }
             }
         }
         KeysCommand::List => {

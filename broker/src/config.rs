@@ -425,11 +425,20 @@ impl Config {
         if self.keys.at_rest_key.is_some() || self.keys.at_rest_key_file.is_some() {
             self.at_rest_key()?;
         }
-        if fedhub_metadata::keys::KeyAlg::parse(&self.keys.saml_algorithm).is_none() {
-            return Err(ConfigError::new(
-                "keys.saml_algorithm",
-                "must be RS256 or ES256",
-            ));
+        match fedhub_metadata::keys::KeyAlg::parse(&self.keys.saml_algorithm) {
+            None => {
+                return Err(ConfigError::new(
+                    "keys.saml_algorithm",
+                    "must be RS256 or ES256",
+                ))
+            }
+            Some(fedhub_metadata::keys::KeyAlg::Ed25519) => {
+                return Err(ConfigError::new(
+                    "keys.saml_algorithm",
+                    "EdDSA (Ed25519) is for OIDC only; SAML signing keys are RS256 or ES256",
+                ))
+            }
+            Some(_) => {}
         }
         if self.saml.metadata_valid_for.is_zero() || self.saml.metadata_cache_duration.is_zero() {
             return Err(ConfigError::new(
@@ -673,6 +682,16 @@ mod tests {
         assert_eq!(e.key, "keys.at_rest_key");
         let e = load_str("[tokens]\nauthorization_code_ttl = \"1h\"\n", &[]).unwrap_err();
         assert_eq!(e.key, "tokens.authorization_code_ttl");
+    }
+
+    #[test]
+    fn saml_keys_cannot_be_ed25519() {
+        for name in ["EdDSA", "ed25519"] {
+            let e = load_str(&format!("[keys]\nsaml_algorithm = \"{name}\"\n"), &[]).unwrap_err();
+            assert_eq!(e.key, "keys.saml_algorithm");
+            assert!(e.problem.contains("OIDC only"), "{}", e.problem);
+        }
+        load_str("[keys]\nsaml_algorithm = \"ES256\"\n", &[]).unwrap();
     }
 
     #[test]

@@ -163,8 +163,9 @@ pub fn prepare(
             now,
         )
     })?;
-    let oidc_alg = config.key_alg(crate::keys::Purpose::Oidc);
-    store.write(|c| crate::keys::ensure(c, &vault, crate::keys::Purpose::Oidc, oidc_alg, now))?;
+    let saml_alg = config.saml_key_alg();
+    store
+        .write(|c| crate::keys::ensure_all(c, &vault, crate::keys::Purpose::Oidc, saml_alg, now))?;
     Ok(Prepared {
         config,
         store,

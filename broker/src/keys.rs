@@ -119,13 +119,33 @@ pub fn get(conn: &mut Db, kid: &str) -> Result<KeyRecord> {
         .ok_or_else(|| Error::not_found("signing key", kid))
 }
 
-fn in_state(conn: &mut Db, purpose: Purpose, state: &str) -> Result<Vec<KeyRecord>> {
-    Ok(sk::signing_keys
+/// OIDC keeps one key line per algorithm family (each client picks RS256/PS256, ES256 or
+/// EdDSA); SAML has one line, whose algorithm changes at a rotation.
+pub const OIDC_FAMILIES: [KeyAlg; 3] = [KeyAlg::Rsa2048, KeyAlg::EcP256, KeyAlg::Ed25519];
+
+fn family(purpose: Purpose, alg: KeyAlg) -> Option<KeyAlg> {
+    match purpose {
+        Purpose::Saml => None,
+        Purpose::Oidc => Some(alg),
+    }
+}
+
+fn in_state(
+    conn: &mut Db,
+    purpose: Purpose,
+    family: Option<KeyAlg>,
+    state: &str,
+) -> Result<Vec<KeyRecord>> {
+    let mut q = sk::signing_keys
         .filter(sk::purpose.eq(purpose.as_str()))
         .filter(sk::state.eq(state))
         .select(KeyRecord::as_select())
         .order(sk::created_at.desc())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(alg) = family {
+        q = q.filter(sk::alg.eq(alg.as_str()));
+    }
+    Ok(q.load(conn)?)
 }
 
 /// Makes sure a `current` and a `next` key exist (first start). Idempotent.
@@ -136,13 +156,31 @@ pub fn ensure(
     alg: KeyAlg,
     now: i64,
 ) -> Result<()> {
-    if in_state(conn, purpose, "current")?.is_empty() {
+    let fam = family(purpose, alg);
+    if in_state(conn, purpose, fam, "current")?.is_empty() {
         create(conn, vault, purpose, alg, "current", now)?;
     }
-    if in_state(conn, purpose, "next")?.is_empty() {
+    if in_state(conn, purpose, fam, "next")?.is_empty() {
         create(conn, vault, purpose, alg, "next", now)?;
     }
     Ok(())
+}
+
+/// [`ensure`] for every key line of `purpose` (SAML: the configured algorithm; OIDC: each
+/// family).
+pub fn ensure_all(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    saml_alg: KeyAlg,
+    now: i64,
+) -> Result<()> {
+    match purpose {
+        Purpose::Saml => ensure(conn, vault, purpose, saml_alg, now),
+        Purpose::Oidc => OIDC_FAMILIES
+            .iter()
+            .try_for_each(|alg| ensure(conn, vault, purpose, *alg, now)),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,17 +201,18 @@ pub fn rotate(
     grace: i64,
     now: i64,
 ) -> Result<Rotation> {
-    let had_current = !in_state(conn, purpose, "current")?.is_empty();
+    let fam = family(purpose, alg);
+    let had_current = !in_state(conn, purpose, fam, "current")?.is_empty();
     ensure(conn, vault, purpose, alg, now)?;
     if !had_current {
         // First keys: a current one and a published next one; promoting now would make a key
         // sign before anyone could have seen it.
-        let current = in_state(conn, purpose, "current")?
+        let current = in_state(conn, purpose, fam, "current")?
             .into_iter()
             .next()
             .map(|k| k.kid)
             .unwrap_or_default();
-        let next = in_state(conn, purpose, "next")?
+        let next = in_state(conn, purpose, fam, "next")?
             .into_iter()
             .next()
             .map(|k| k.kid)
@@ -186,14 +225,14 @@ pub fn rotate(
         });
     }
     let mut retired = Vec::new();
-    for old in in_state(conn, purpose, "previous")? {
+    for old in in_state(conn, purpose, fam, "previous")? {
         if old.retire_at.is_some_and(|t| t <= now) {
             set_state(conn, &old.kid, "retired", None, old.retire_at)?;
             retired.push(old.kid);
         }
     }
-    let current = in_state(conn, purpose, "current")?;
-    let next = in_state(conn, purpose, "next")?;
+    let current = in_state(conn, purpose, fam, "current")?;
+    let next = in_state(conn, purpose, fam, "next")?;
     let promoted = next
         .into_iter()
         .next()
@@ -239,10 +278,10 @@ fn set_state(
 
 /// Keys to publish (metadata, JWKS): next, current, and previous ones still in their grace.
 pub fn published(conn: &mut Db, purpose: Purpose, now: i64) -> Result<Vec<KeyRecord>> {
-    let mut keys = in_state(conn, purpose, "current")?;
-    keys.extend(in_state(conn, purpose, "next")?);
+    let mut keys = in_state(conn, purpose, None, "current")?;
+    keys.extend(in_state(conn, purpose, None, "next")?);
     keys.extend(
-        in_state(conn, purpose, "previous")?
+        in_state(conn, purpose, None, "previous")?
             .into_iter()
             .filter(|k| k.retire_at.is_none_or(|t| t > now)),
     );
@@ -251,13 +290,52 @@ pub fn published(conn: &mut Db, purpose: Purpose, now: i64) -> Result<Vec<KeyRec
 
 /// The key that signs now, opened with the at-rest key.
 pub fn signer(conn: &mut Db, vault: &AtRestKey, purpose: Purpose) -> Result<Signer> {
-    let key = in_state(conn, purpose, "current")?
+    signer_in(conn, vault, purpose, None)
+}
+
+/// The kid that signs now for one algorithm family (cheap: no key is opened).
+pub fn current_kid(conn: &mut Db, purpose: Purpose, alg: KeyAlg) -> Result<String> {
+    sk::signing_keys
+        .filter(sk::purpose.eq(purpose.as_str()))
+        .filter(sk::state.eq("current"))
+        .filter(sk::alg.eq(alg.as_str()))
+        .order(sk::created_at.desc())
+        .select(sk::kid)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "no current {} {} signing key; run `fedhub keys rotate`",
+                purpose.as_str(),
+                alg.as_str()
+            ))
+        })
+}
+
+/// The current key of one algorithm family (OIDC: the client's chosen algorithm).
+pub fn signer_for(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    alg: KeyAlg,
+) -> Result<Signer> {
+    signer_in(conn, vault, purpose, Some(alg))
+}
+
+fn signer_in(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    purpose: Purpose,
+    fam: Option<KeyAlg>,
+) -> Result<Signer> {
+    let key = in_state(conn, purpose, fam, "current")?
         .into_iter()
         .next()
         .ok_or_else(|| {
             Error::Unavailable(format!(
-                "no current {} signing key; run `fedhub keys rotate`",
-                purpose.as_str()
+                "no current {} {} signing key; run `fedhub keys rotate`",
+                purpose.as_str(),
+                fam.map(KeyAlg::as_str).unwrap_or_default()
             ))
         })?;
     let private_der = vault

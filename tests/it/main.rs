@@ -7,7 +7,10 @@
 mod cli;
 mod http;
 mod interop;
+mod oidc;
 mod oidc_clients;
+mod oidc_interop;
+mod oidc_support;
 mod saml;
 mod server;
 mod sp;

@@ -19,6 +19,19 @@ pub enum Answer {
         in_response_to: Option<String>,
         relay_state: Option<String>,
     },
+    Oidc {
+        /// Exactly one of the client's registered redirect URIs.
+        redirect_uri: String,
+        state: Option<String>,
+        nonce: Option<String>,
+        /// PKCE S256 challenge the token request must answer.
+        code_challenge: String,
+        /// Requested scopes the client is allowed (others were dropped).
+        scope: Vec<String>,
+        /// Longest acceptable time since the person last signed in, in seconds.
+        max_age: Option<i64>,
+        acr_values: Option<String>,
+    },
 }
 
 /// What a relying party asked for, once its request passed the front's checks.
@@ -28,4 +41,7 @@ pub struct RpRequest {
     pub answer: Answer,
     pub force_authn: bool,
     pub is_passive: bool,
+    /// Who the relying party expects (OIDC login_hint): offered first on the login page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
 }

@@ -1,6 +1,5 @@
 //! Registering an OpenID Connect client (a provincial gateway or a portal subsystem). The
 //! secret is generated, shown once and stored as a hash; redirect URIs are matched exactly.
-//! The OpenID Provider endpoints that use these registrations are a later release.
 
 use fedhub_identifiers::AgencyCode;
 use serde::{Deserialize, Serialize};
@@ -50,6 +49,38 @@ pub enum AccessTokenFormat {
     Opaque,
 }
 
+/// How a client proves who it is at the token, introspection and revocation endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with client_id and secret (the default).
+    #[default]
+    ClientSecretBasic,
+    /// client_id and client_secret in the form body.
+    ClientSecretPost,
+    /// A JWT signed with the client's own key (registered as a JWK Set); no secret exists.
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
 /// Per-client settings, stored as JSON with the relying party.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +98,11 @@ pub struct OidcSettings {
     /// Overrides of the hub's token lifetimes, in seconds.
     pub access_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: AuthMethod,
+    /// The client's public keys (a JWK Set) for `private_key_jwt`.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A registration request, from the CLI or the admin API.
@@ -100,6 +136,10 @@ pub struct OidcRegistration {
     pub refresh_token_ttl: Option<u64>,
     #[serde(default)]
     pub require_activated_membership: Option<bool>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// Redirect URIs are compared byte for byte later, so they are checked strictly now: absolute,
@@ -129,6 +169,37 @@ fn check_redirect(field: &str, uri: &str) -> Result<()> {
             field,
             format!("{uri:?} must be https:// (http only on 127.0.0.1/localhost)"),
         ));
+    }
+    Ok(())
+}
+
+/// A JWK Set of public signing keys the hub can verify with.
+fn check_jwks(set: &serde_json::Value) -> Result<()> {
+    let keys = set
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| Error::invalid("jwks", "must be a JWK Set: {\"keys\": [...]}"))?;
+    if keys.is_empty() || keys.len() > 10 {
+        return Err(Error::invalid("jwks", "must hold 1 to 10 keys"));
+    }
+    for k in keys {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if k.get(private).is_some() {
+                return Err(Error::invalid(
+                    "jwks",
+                    format!("a key holds the private or symmetric member {private:?}: register public keys only"),
+                ));
+            }
+        }
+        match k.get("kty").and_then(|v| v.as_str()) {
+            Some("RSA" | "EC" | "OKP") => {}
+            other => {
+                return Err(Error::invalid(
+                    "jwks",
+                    format!("key type {other:?} is not RSA, EC or OKP"),
+                ))
+            }
+        }
     }
     Ok(())
 }
@@ -202,6 +273,17 @@ impl OidcRegistration {
                 ));
             }
         }
+        let method = self.token_endpoint_auth_method.unwrap_or_default();
+        match (&self.jwks, method) {
+            (None, AuthMethod::PrivateKeyJwt) => {
+                return Err(Error::invalid(
+                    "jwks",
+                    "private_key_jwt needs the client's public keys (a JWK Set)",
+                ))
+            }
+            (Some(set), _) => check_jwks(set)?,
+            (None, _) => {}
+        }
         for (field, ttl) in [
             ("access_token_ttl", self.access_token_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
@@ -214,20 +296,25 @@ impl OidcRegistration {
     }
 }
 
-/// A registered client and its secret, which is shown this once.
+/// A registered client and its secret, which is shown this once (none for private_key_jwt).
 #[derive(Debug, Serialize)]
 pub struct Registered {
     #[serde(flatten)]
     pub rp: RelyingParty,
-    pub client_secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 /// Registers a client. Its client_id must be new and its owner agency registered.
 pub fn add(conn: &mut Db, reg: &OidcRegistration, now: i64) -> Result<Registered> {
     let (client_id, owner, scopes) = reg.validate()?;
-    let secret = random_secret("fhs_")?;
+    let method = reg.token_endpoint_auth_method.unwrap_or_default();
+    let secret = match method {
+        AuthMethod::PrivateKeyJwt => None,
+        _ => Some(random_secret("fhs_")?),
+    };
     let settings = OidcSettings {
-        client_secret_sha256: sha256_hex(&secret),
+        client_secret_sha256: secret.as_deref().map(sha256_hex).unwrap_or_default(),
         redirect_uris: reg.redirect_uris.clone(),
         post_logout_redirect_uris: reg.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: reg.backchannel_logout_uri.clone(),
@@ -238,6 +325,8 @@ pub fn add(conn: &mut Db, reg: &OidcRegistration, now: i64) -> Result<Registered
         access_token_format: reg.access_token_format.unwrap_or(AccessTokenFormat::Jwt),
         access_token_ttl: reg.access_token_ttl,
         refresh_token_ttl: reg.refresh_token_ttl,
+        token_endpoint_auth_method: method,
+        jwks: reg.jwks.clone(),
     };
     let new = super::NewRelyingParty {
         protocol: "oidc",
@@ -270,6 +359,9 @@ pub fn settings(rp: &RelyingParty) -> Result<OidcSettings> {
 /// Checks a presented client secret against the stored hash. The hashes are compared without
 /// early exit (timing would only reveal hash bytes, but there is no reason to leak even that).
 pub fn secret_matches(settings: &OidcSettings, presented: &str) -> bool {
+    if settings.client_secret_sha256.is_empty() {
+        return false;
+    }
     let presented = sha256_hex(presented);
     let (a, b) = (
         presented.as_bytes(),

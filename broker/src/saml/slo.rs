@@ -61,6 +61,19 @@ struct LogoutState {
     /// The LogoutRequest we sent last, waiting for its response.
     waiting_for: Option<String>,
     partial: bool,
+    /// Where the browser goes when every SP was told (an OIDC client's registered
+    /// post_logout_redirect_uri, with its state).
+    #[serde(default)]
+    finish_at: Option<String>,
+}
+
+/// An OIDC client's RP-initiated logout: which session (when the browser sent no cookie)
+/// and where to go at the end.
+#[derive(Debug, Clone, Default)]
+pub struct OidcEnd {
+    /// (rp_id, sid) from a verified id_token_hint.
+    pub sid: Option<(String, String)>,
+    pub finish_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,14 +259,41 @@ async fn begin(
     headers: HeaderMap,
     initiator: Option<Initiator>,
 ) -> Result<Response, WebError> {
+    begin_with(state, headers, initiator, OidcEnd::default()).await
+}
+
+/// An OIDC client's RP-initiated logout, through the same steps as a SAML one.
+pub async fn oidc_logout(
+    state: AppState,
+    headers: HeaderMap,
+    oidc: OidcEnd,
+) -> Result<Response, WebError> {
+    begin_with(state, headers, None, oidc).await
+}
+
+/// Ends the browser's SSO session (or the one an OIDC id_token_hint names), tells OIDC
+/// clients by back-channel, then SAML SPs by front channel, then answers the initiator.
+async fn begin_with(
+    state: AppState,
+    headers: HeaderMap,
+    initiator: Option<Initiator>,
+    oidc: OidcEnd,
+) -> Result<Response, WebError> {
     let now = state.clock.now();
     let cookie = cookies::get(&headers, &state.config.cookies.name).map(str::to_string);
     let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
     let request_id = request_id_of(&headers);
-    let handle = state
+    let OidcEnd { sid, finish_at } = oidc;
+    let (handle, backchannel) = state
         .store
         .write_async(move |c| {
-            let sessions = sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?;
+            let mut sessions = sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?;
+            if sessions.is_empty() {
+                if let Some((rp_id, sid)) = &sid {
+                    sessions = crate::oidc::logout::session_by_sid(c, rp_id, sid)?;
+                }
+            }
+            let mut backchannel = Vec::new();
             let mut pending = Vec::new();
             for (session_id, account) in sessions {
                 let served: Vec<(String, String, Option<String>)> = sr::table
@@ -270,6 +310,8 @@ async fn begin(
                         session_index,
                     });
                 }
+                backchannel.extend(crate::oidc::logout::targets(c, &session_id)?);
+                crate::oidc::logout::end_session_tokens(c, &session_id, now)?;
                 crate::login::sso::end(c, &session_id, now)?;
                 let target = initiator
                     .as_ref()
@@ -286,6 +328,7 @@ async fn begin(
                 pending,
                 waiting_for: None,
                 partial: false,
+                finish_at,
             };
             diesel::insert_into(ls::table)
                 .values((
@@ -295,9 +338,10 @@ async fn begin(
                     ls::expires_at.eq(now + ttl),
                 ))
                 .execute(c)?;
-            Ok(handle)
+            Ok((handle, backchannel))
         })
         .await?;
+    crate::oidc::logout::send_backchannel(&state, backchannel).await;
     let mut res = next(state.clone(), headers, handle).await?;
     if let Some(c) = cookies::clear_sso(&state.config) {
         res.headers_mut().append(header::SET_COOKIE, c);
@@ -381,6 +425,7 @@ enum Step {
     },
     Done {
         partial: bool,
+        finish_at: Option<String>,
     },
 }
 
@@ -430,6 +475,7 @@ async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Res
             let Some(init) = st.initiator else {
                 return Ok(Step::Done {
                     partial: st.partial,
+                    finish_at: st.finish_at,
                 });
             };
             let rp = rp::get(c, &init.rp_id)?;
@@ -514,7 +560,11 @@ async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Res
             relay_state.as_deref(),
             &signer,
         ),
-        Step::Done { partial } => {
+        Step::Done {
+            finish_at: Some(url),
+            ..
+        } => Ok(Redirect::to(&url).into_response()),
+        Step::Done { partial, .. } => {
             let page = PageContext {
                 lang: Lang::negotiate(None, &headers),
                 request_id: request_id_of(&headers),

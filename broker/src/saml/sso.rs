@@ -183,6 +183,7 @@ async fn handle(
         },
         force_authn: req.force_authn.unwrap_or(false),
         is_passive: req.is_passive.unwrap_or(false),
+        login_hint: None,
     };
     start_or_answer(state, &headers, rp, settings, request).await
 }
@@ -263,7 +264,12 @@ pub async fn error_answer(
         acs_url,
         in_response_to,
         relay_state,
-    } = &request.answer;
+    } = &request.answer
+    else {
+        return Err(Error::internal(
+            "a SAML error answer for a request of another protocol",
+        ));
+    };
     let now = state.clock.now();
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
@@ -325,7 +331,12 @@ pub async fn answer(
         acs_url,
         in_response_to,
         relay_state,
-    } = request.answer.clone();
+    } = request.answer.clone()
+    else {
+        return Err(WebError::page(Error::internal(
+            "a SAML answer for a request of another protocol",
+        )));
+    };
     let rp_for_db = rp.clone();
     let request_id = request_id_of(headers);
     let acs = acs_url.clone();
@@ -566,6 +577,7 @@ pub async fn idp_initiated(
         },
         force_authn: false,
         is_passive: false,
+        login_hint: None,
     };
     start_or_answer(state, &headers, rp, settings, request).await
 }

@@ -221,6 +221,31 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         replaced_by -> Nullable<Text>,
+        grant_data -> Text,
+        sso_session_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oidc_par (id) {
+        id -> Text,
+        client_id -> Text,
+        params -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oidc_registration_tokens (token_hash) {
+        token_hash -> Text,
+        owner_agency_code -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        used_for -> Nullable<Text>,
     }
 }
 
@@ -310,6 +335,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_tokens,
     saml_replay,
     logout_sessions,
+    oidc_par,
+    oidc_registration_tokens,
     api_tokens,
     change_counters,
     audit_log,

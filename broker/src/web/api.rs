@@ -307,9 +307,12 @@ async fn add_saml_rp(
 async fn add_oidc_rp(
     State(state): State<AppState>,
     caller: ApiCaller,
-    ApiJson(reg): ApiJson<crate::rp::oidc::OidcRegistration>,
+    ApiJson(mut reg): ApiJson<crate::rp::oidc::OidcRegistration>,
 ) -> ApiResult<(StatusCode, Json<crate::rp::oidc::Registered>)> {
     let now = state.clock.now();
+    if reg.signing_alg.is_none() {
+        reg.signing_alg = Some(state.config.keys.oidc_algorithm.clone());
+    }
     let target = reg
         .client_id
         .clone()

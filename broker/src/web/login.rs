@@ -199,6 +199,10 @@ async fn callback(
     let (request, rp, session, cookie) = match outcome {
         Step::SignedIn(request, rp, session, cookie) => (request, rp, session, cookie),
         Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
+        Step::UpstreamFailed(request, rp) if matches!(request.answer, Answer::Oidc { .. }) => {
+            let _ = rp;
+            return crate::oidc::authorize::upstream_failed(&state, &request);
+        }
         Step::UpstreamFailed(request, rp) => {
             use crate::saml::response::{STATUS_AUTHN_FAILED, STATUS_RESPONDER};
             return Ok(crate::saml::sso::error_answer(
@@ -218,6 +222,19 @@ async fn callback(
         Answer::Saml { .. } => {
             let settings = crate::rp::saml::settings(&rp)?;
             crate::saml::sso::answer(
+                state.clone(),
+                &headers,
+                rp,
+                settings,
+                request,
+                session,
+                set_sso,
+            )
+            .await?
+        }
+        Answer::Oidc { .. } => {
+            let settings = crate::rp::oidc::settings(&rp)?;
+            crate::oidc::authorize::answer(
                 state.clone(),
                 &headers,
                 rp,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Opens the sealed signing keys; `None` when no at-rest key is configured.
     pub vault: Option<Arc<fedhub_metadata::AtRestKey>>,
+    /// Opened OIDC signing keys (by kid, which never changes meaning).
+    pub oidc_signers: crate::oidc::token::SignerCache,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             clock,
             metrics: metrics::Metrics::new(),
             vault,
+            oidc_signers: Default::default(),
         })
     }
 
@@ -148,6 +151,16 @@ pub(crate) fn page_context(headers: &HeaderMap, uri: &http::Uri) -> PageContext 
         request_id: request_id_of(headers),
         path: uri.path().to_string(),
         query: uri.query().map(String::from),
+    }
+}
+
+/// A page context for a path whose query must not be echoed (it may hold tokens).
+pub(crate) fn page_context_for(headers: &HeaderMap, path: &str) -> PageContext {
+    PageContext {
+        lang: Lang::negotiate(None, headers),
+        request_id: request_id_of(headers),
+        path: path.to_string(),
+        query: None,
     }
 }
 

@@ -30,7 +30,7 @@ impl Lang {
             Lang::En => Lang::Vi,
         }
     }
-    fn parse(s: &str) -> Option<Lang> {
+    pub fn parse(s: &str) -> Option<Lang> {
         match s.trim().to_ascii_lowercase().as_str() {
             "vi" | "vi-vn" => Some(Lang::Vi),
             "en" | "en-us" | "en-gb" => Some(Lang::En),
