@@ -220,7 +220,8 @@ pub struct KeyConfig {
     pub previous_key_grace: Duration,
     /// Algorithm of new SAML signing keys: `RS256` (RSA-2048, default) or `ES256` (P-256).
     pub saml_algorithm: String,
-    /// Algorithm of new OIDC signing keys: `RS256` (default) or `ES256`.
+    /// ID token signing algorithm of clients registered without one: `RS256` (default),
+    /// `PS256`, `ES256` or `EdDSA`. The hub keeps OIDC keys of every family.
     pub oidc_algorithm: String,
 }
 
@@ -440,6 +441,12 @@ impl Config {
             }
             Some(_) => {}
         }
+        if fedhub_metadata::jose::JwsAlg::parse(&self.keys.oidc_algorithm).is_none() {
+            return Err(ConfigError::new(
+                "keys.oidc_algorithm",
+                "must be RS256, PS256, ES256 or EdDSA",
+            ));
+        }
         if self.saml.metadata_valid_for.is_zero() || self.saml.metadata_cache_duration.is_zero() {
             return Err(ConfigError::new(
                 "saml.metadata_valid_for",
@@ -516,15 +523,6 @@ impl Config {
             .into_iter()
             .map(samael::crypto::CertificateDer::from)
             .collect())
-    }
-
-    /// The algorithm of new keys for `purpose` (checked in `validate`).
-    pub fn key_alg(&self, purpose: crate::keys::Purpose) -> fedhub_metadata::keys::KeyAlg {
-        let name = match purpose {
-            crate::keys::Purpose::Saml => &self.keys.saml_algorithm,
-            crate::keys::Purpose::Oidc => &self.keys.oidc_algorithm,
-        };
-        fedhub_metadata::keys::KeyAlg::parse(name).unwrap_or(fedhub_metadata::keys::KeyAlg::Rsa2048)
     }
 
     /// The hub's SAML entityID: `<public_url>/saml/metadata`.
@@ -692,6 +690,17 @@ mod tests {
             assert!(e.problem.contains("OIDC only"), "{}", e.problem);
         }
         load_str("[keys]\nsaml_algorithm = \"ES256\"\n", &[]).unwrap();
+    }
+
+    #[test]
+    fn oidc_default_algorithm_is_one_the_hub_signs_with() {
+        for bad in ["HS256", "none", "RS512"] {
+            let e = load_str(&format!("[keys]\noidc_algorithm = \"{bad}\"\n"), &[]).unwrap_err();
+            assert_eq!(e.key, "keys.oidc_algorithm");
+        }
+        for good in ["RS256", "PS256", "ES256", "EdDSA"] {
+            load_str(&format!("[keys]\noidc_algorithm = \"{good}\"\n"), &[]).unwrap();
+        }
     }
 
     #[test]

@@ -286,7 +286,9 @@ fn print_tour(config: &Config, api_token: &str) {
          \nSAML IdP metadata for ministry portals: {base}/saml/metadata\
          \nRegister a portal: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49 --without-membership\
          \n(with FEDHUB_DATABASE_URL=sqlite://{db}); its people then sign in with the demo accounts.\
-         \nThe example portals and the OIDC provider arrive with the next releases.\
+         \nOpenID Provider for gateways: {base}/.well-known/openid-configuration\
+         \nRegister a gateway: fedhub rp add-oidc --owner 000.00.00.H49 --redirect-uri http://127.0.0.1:9000/cb --without-membership\
+         \n(same FEDHUB_DATABASE_URL); it prints the client secret once. The example portals arrive with a next release.\
          \nStop with Ctrl-C. Data lives in {}.\n",
         config.database.url.trim_start_matches("sqlite://"),
         db = config.database.url.trim_start_matches("sqlite://")

@@ -838,7 +838,7 @@ mod jwks {
         use fedhub::keys::{self, Purpose};
         let store = support::sqlite();
         let (state, _) = support::app_state(&store);
-        let alg = state.config.key_alg(Purpose::Oidc);
+        let alg = fedhub_metadata::keys::KeyAlg::Rsa2048;
         store
             .write(|c| keys::ensure(c, &support::vault(), Purpose::Oidc, alg, NOW))
             .unwrap();
