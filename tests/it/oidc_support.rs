@@ -234,3 +234,276 @@ pub async fn jwks(app: &Router) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     v["keys"].as_array().unwrap().clone()
 }
+
+/// The hub's issuer in these tests.
+pub const ISSUER: &str = "http://127.0.0.1:8080";
+
+/// Form/query encoding of one value.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The JSON header of a JWT (not verified).
+pub fn jwt_header(jwt: &str) -> serde_json::Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A client registered on a test hub, as the client itself knows it.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+    pub redirect: String,
+    pub rp_id: String,
+}
+
+/// A registration like the default one for another client id and redirect URI.
+pub fn registration(client_id: &str, redirect: &str) -> OidcRegistration {
+    OidcRegistration {
+        client_id: Some(client_id.into()),
+        redirect_uris: vec![redirect.into()],
+        post_logout_redirect_uris: vec![],
+        ..default_registration()
+    }
+}
+
+/// What a completed login left the client and the browser with.
+#[derive(Debug)]
+pub struct Login {
+    pub code: String,
+    pub verifier: String,
+    /// The SSO cookie value, when this login set one.
+    pub sso: Option<String>,
+}
+
+/// A request with a form body, and optionally HTTP Basic client credentials.
+pub fn form_request(path: &str, body: &str, basic: Option<(&str, &str)>) -> Request<Body> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let mut b =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        b = b.header(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+            ),
+        );
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+/// GET `path` with a bearer token.
+pub fn bearer_get(path: &str, token: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+impl OidcHub {
+    /// The client `oidc_hub` registered.
+    pub fn client(&self) -> TestClient {
+        TestClient {
+            id: self.client_id.clone(),
+            secret: self.secret.clone(),
+            redirect: REDIRECT.into(),
+            rp_id: self.rp_id.clone(),
+        }
+    }
+
+    /// Registers another client on this hub.
+    pub fn add_client(&self, reg: OidcRegistration) -> TestClient {
+        let redirect = reg.redirect_uris[0].clone();
+        let done = self
+            .store
+            .write(|c| fedhub::rp::oidc::add(c, &reg, NOW))
+            .unwrap();
+        TestClient {
+            id: done.rp.entity_id.clone(),
+            secret: done.client_secret,
+            redirect,
+            rp_id: done.rp.id,
+        }
+    }
+
+    /// `/oidc/authorize?…` for `client` with `scope`, state `st-1`, nonce `n-1` and the PKCE
+    /// challenge; `extra` appended raw.
+    pub fn authorize_for(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        challenge: &str,
+        extra: &str,
+    ) -> String {
+        format!(
+            "/oidc/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=st-1&nonce=n-1&code_challenge={challenge}&code_challenge_method=S256{extra}",
+            enc(&client.id),
+            enc(&client.redirect),
+            enc(scope),
+        )
+    }
+
+    /// A full login for `client` (authorize → login page → demo sign-in as the citizen).
+    pub async fn login(&self, client: &TestClient, scope: &str, extra: &str) -> Login {
+        let (verifier, challenge) = pkce();
+        let r = send(
+            &self.app,
+            get(&self.authorize_for(client, scope, &challenge, extra), &[]),
+        )
+        .await;
+        let back = self.sign_in(&r, CITIZEN).await;
+        let code = code_of(&back, client);
+        Login {
+            code,
+            verifier,
+            sso: back.cookie("fedhub_sso"),
+        }
+    }
+
+    /// An authorization answered from the SSO session `sso` (no login page).
+    pub async fn sso_login(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        extra: &str,
+        sso: &str,
+    ) -> Login {
+        let (verifier, challenge) = pkce();
+        let r = send(
+            &self.app,
+            get(
+                &self.authorize_for(client, scope, &challenge, extra),
+                &[("fedhub_sso", sso)],
+            ),
+        )
+        .await;
+        let code = code_of(&r, client);
+        Login {
+            code,
+            verifier,
+            sso: Some(sso.to_string()),
+        }
+    }
+
+    /// POST a form to `path` with `client`'s secret in HTTP Basic.
+    pub async fn post_as(&self, client: &TestClient, path: &str, body: &str) -> Reply {
+        let secret = client.secret.clone().unwrap_or_default();
+        send(
+            &self.app,
+            form_request(path, body, Some((&client.id, &secret))),
+        )
+        .await
+    }
+
+    /// The authorization_code form for a login.
+    pub fn code_form(&self, client: &TestClient, login: &Login) -> String {
+        format!(
+            "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+            enc(&login.code),
+            enc(&client.redirect),
+            enc(&login.verifier)
+        )
+    }
+
+    /// Redeems a login's code as `client`; the token response JSON (must be 200).
+    pub async fn redeem_as(&self, client: &TestClient, login: &Login) -> serde_json::Value {
+        let r = self
+            .post_as(client, "/oidc/token", &self.code_form(client, login))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.json()
+    }
+
+    pub async fn refresh_as(&self, client: &TestClient, refresh_token: &str) -> Reply {
+        self.post_as(
+            client,
+            "/oidc/token",
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                enc(refresh_token)
+            ),
+        )
+        .await
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> Reply {
+        send(&self.app, bearer_get("/oidc/userinfo", access_token)).await
+    }
+
+    pub async fn introspect_as(&self, client: &TestClient, token: &str) -> serde_json::Value {
+        let r = self
+            .post_as(client, "/oidc/introspect", &format!("token={}", enc(token)))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.json()
+    }
+
+    pub async fn revoke_as(&self, client: &TestClient, token: &str) -> Reply {
+        self.post_as(client, "/oidc/revoke", &format!("token={}", enc(token)))
+            .await
+    }
+
+    /// The newest audit entries, oldest first.
+    pub fn audit(&self) -> Vec<fedhub::audit::Entry> {
+        self.store.read(|c| fedhub::audit::tail(c, 200)).unwrap()
+    }
+
+    /// Gives the citizen a membership of `client` with `status`.
+    pub fn member(&self, client: &TestClient, status: &str) {
+        let (acc, rp) = (self.account_id.clone(), client.rp_id.clone());
+        let status = status.to_string();
+        self.store
+            .write(move |c| {
+                use schema::memberships as m;
+                diesel::insert_into(m::table)
+                    .values((
+                        m::id.eq(format!("m-{rp}")),
+                        m::account_id.eq(&acc),
+                        m::rp_id.eq(&rp),
+                        m::status.eq(&status),
+                        m::subject.eq(format!("member-of-{rp}")),
+                        m::created_at.eq(NOW),
+                        m::updated_at.eq(NOW),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// The code in a redirect to `client` (asserting it is one, with state and iss).
+pub fn code_of(r: &Reply, client: &TestClient) -> String {
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        r.location().starts_with(&format!("{}?", client.redirect)),
+        "{}",
+        r.location()
+    );
+    let q = query_of(r.location());
+    assert_eq!(q.get("state").map(String::as_str), Some("st-1"));
+    assert_eq!(
+        q.get("iss").map(String::as_str),
+        Some(ISSUER),
+        "RFC 9207 iss"
+    );
+    q.get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code in {}", r.location()))
+}

@@ -538,7 +538,7 @@ pub fn upstream_failed(state: &AppState, request: &RpRequest) -> Result<Response
 pub async fn par(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    body: axum::body::Bytes,
 ) -> Response {
     match par_inner(&state, &headers, &body).await {
         Ok(r) => r,
@@ -551,6 +551,7 @@ async fn par_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
+    client_auth::require_form(headers)?;
     let mut form = parse_params(body).map_err(OAuthError::invalid_request)?;
     let client = client_auth::authenticate(state, headers, &form, "par").await?;
     if form.contains_key("request_uri") {

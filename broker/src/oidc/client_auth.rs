@@ -93,6 +93,30 @@ fn presented(
     Err("no client authentication".into())
 }
 
+/// Whether the request says its body is a form (`application/x-www-form-urlencoded`).
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The token, introspection, revocation and PAR endpoints take forms only (RFC 6749 3.2);
+/// anything else is an `invalid_request` in JSON like every other error there, not a page.
+pub fn require_form(headers: &HeaderMap) -> std::result::Result<(), OAuthError> {
+    if is_form(headers) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ))
+    }
+}
+
 /// The unverified `iss` of a JWT, only to find which client's keys to verify it with.
 fn unverified_issuer(jwt: &str) -> Option<String> {
     let payload = jwt.split('.').nth(1)?;

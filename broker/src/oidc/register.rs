@@ -160,8 +160,6 @@ async fn inner(
             "registration needs an initial access token from a federation admin",
         ));
     };
-    let metadata: Metadata = serde_json::from_slice(body)
-        .map_err(|e| metadata_error(format!("the body is not client metadata JSON: {e}")))?;
     let now = state.clock.now();
     let default_alg = state.config.keys.oidc_algorithm.clone();
     let hash = sha256_hex(&token);
@@ -195,6 +193,9 @@ async fn inner(
             "the initial access token is unknown, expired or already used",
         ));
     };
+    // Only a holder of a good token hears what is wrong with the body (RFC 7591 3 / RFC 6750).
+    let metadata: Metadata = serde_json::from_slice(body)
+        .map_err(|e| metadata_error(format!("the body is not client metadata JSON: {e}")))?;
     let mut reg = to_registration(metadata, owner)?;
     if reg.signing_alg.is_none() {
         reg.signing_alg = Some(default_alg);
@@ -213,17 +214,9 @@ async fn inner(
             if n != 1 {
                 return Ok(Err(Refusal::BadToken));
             }
-            let done = match rp_oidc::add(c, &reg, now) {
-                Ok(d) => d,
-                Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-                    // Roll back: the token stays usable for a corrected request.
-                    return Err(Error::Invalid {
-                        field: "registration".into(),
-                        rule: e.to_string(),
-                    });
-                }
-                Err(e) => return Err(e),
-            };
+            // An error rolls the whole transaction back: the token stays usable for a
+            // corrected request.
+            let done = rp_oidc::add(c, &reg, now)?;
             diesel::update(rt::oidc_registration_tokens.find(&hash))
                 .set(rt::used_for.eq(Some(&done.rp.entity_id)))
                 .execute(c)?;
@@ -240,7 +233,14 @@ async fn inner(
         })
         .await
         .map_err(|e| match e {
-            Error::Invalid { rule, .. } => metadata_error(rule),
+            Error::Invalid { field, rule } if field.contains("redirect_uri") => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_redirect_uri",
+                format!("{field}: {rule}"),
+            ),
+            Error::Invalid { field, rule } | Error::Conflict { field, rule } => {
+                metadata_error(format!("{field}: {rule}"))
+            }
             other => other.into(),
         })?;
     let (done, settings) = match outcome {

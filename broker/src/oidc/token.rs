@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{RawForm, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -57,11 +58,7 @@ impl std::fmt::Debug for SignerCache {
     }
 }
 
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawForm(body): RawForm,
-) -> Response {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match handle(&state, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -85,6 +82,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
+    client_auth::require_form(headers)?;
     let form = form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "token").await?;
     match form.get("grant_type").map(String::as_str) {

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{RawForm, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::{json, Value};
@@ -81,12 +82,17 @@ fn missing_token() -> Response {
 }
 
 /// POST: the token in the Authorization header or as the `access_token` form field
-/// (RFC 6750 2.2), never both.
+/// (RFC 6750 2.2), never both. With the header, the body may be empty and untyped (OIDC
+/// Core 5.3.1 lets a client POST exactly like it GETs).
 pub async fn userinfo_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    body: Bytes,
 ) -> Response {
+    if !client_auth::is_form(&headers) && !body.is_empty() {
+        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
+            .into_response();
+    }
     let form = match form_of(&body) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
@@ -108,7 +114,7 @@ pub async fn userinfo_post(
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawForm(body): RawForm,
+    body: Bytes,
 ) -> Response {
     match introspect_inner(&state, &headers, &body).await {
         Ok(r) => r,
@@ -121,6 +127,7 @@ async fn introspect_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
+    client_auth::require_form(headers)?;
     let form = form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "introspect").await?;
     let token = form
@@ -152,11 +159,7 @@ async fn introspect_inner(
     Ok(super::no_store_json(&body))
 }
 
-pub async fn revoke(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawForm(body): RawForm,
-) -> Response {
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match revoke_inner(&state, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -168,6 +171,7 @@ async fn revoke_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
+    client_auth::require_form(headers)?;
     let form = form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "revoke").await?;
     let token = form

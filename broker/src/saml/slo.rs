@@ -287,12 +287,12 @@ async fn begin_with(
     let (handle, backchannel) = state
         .store
         .write_async(move |c| {
-            let mut sessions = sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?;
-            if sessions.is_empty() {
-                if let Some((rp_id, sid)) = &sid {
-                    sessions = crate::oidc::logout::session_by_sid(c, rp_id, sid)?;
-                }
-            }
+            // An id_token_hint names the session to end; the browser's cookie may belong to
+            // another one, which is not ended without asking.
+            let sessions = match &sid {
+                Some((rp_id, sid)) => crate::oidc::logout::session_by_sid(c, rp_id, sid)?,
+                None => sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?,
+            };
             let mut backchannel = Vec::new();
             let mut pending = Vec::new();
             for (session_id, account) in sessions {
