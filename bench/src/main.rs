@@ -1,0 +1,535 @@
+//! `fedhub-load`: drives full OpenID Connect code-flow logins against a `fedhub serve`
+//! process over loopback and prints logins per second and per hub core-second.
+//!
+//! Follow the data: `setup` makes a fresh database and registers a client, `hub` starts the
+//! hub as its own process, `flow` is one login, and `run_load` runs many of them at once while
+//! `procstat` reads the CPU time both processes spent.
+
+mod flow;
+mod hub;
+mod procstat;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use fedhub::rp::oidc::AccessTokenFormat;
+use serde_json::json;
+
+use setup::Engine;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fedhub-load",
+    version,
+    about = "Load tool for fedhub: full logins against a hub process on loopback"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// OpenID Connect code flow: authorize → demo upstream login → callback → token → userinfo.
+    Oidc(OidcArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct OidcArgs {
+    /// Database engine of the hub.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    engine: Engine,
+    /// PostgreSQL server to create the run's database on (`--engine postgres`); the database
+    /// `fedhub_load_<pid>` is created there and dropped at the end.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// Logins to measure.
+    #[arg(long, default_value_t = 2000)]
+    logins: usize,
+    /// Logins in flight at once (each one a fresh browser).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop measuring after this long even if fewer logins are done.
+    #[arg(long, default_value_t = 120)]
+    max_seconds: u64,
+    /// Logins before the measurement (not counted); the first runs alone.
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+    /// The fedhub binary (default: `fedhub` next to this executable).
+    #[arg(long)]
+    fedhub: Option<PathBuf>,
+    /// Access tokens of the registered client.
+    #[arg(long, value_enum, default_value = "jwt")]
+    access_token_format: AccessTokenFormat,
+    /// Signing algorithm of the client's ID tokens and JWT access tokens.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256", "ES256", "EdDSA"])]
+    alg: String,
+    /// The hub's database pool size (FEDHUB_DATABASE_POOL_SIZE; default: the hub's own).
+    #[arg(long)]
+    pool_size: Option<u32>,
+    /// The hub's log filter (FEDHUB_LOGGING_LEVEL), e.g. `info`.
+    #[arg(long, default_value = "warn")]
+    hub_log_level: String,
+    /// Keep the hub's log in this file (default: a temporary file, removed at the end).
+    #[arg(long)]
+    hub_log: Option<PathBuf>,
+    /// Worker threads of the load generator (it competes with the hub for the cores).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Oidc(args) => run_oidc(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fedhub-load: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_oidc(args: &OidcArgs) -> Result<()> {
+    if args.logins == 0 || args.concurrency == 0 || args.client_threads == 0 {
+        bail!("--logins, --concurrency and --client-threads must be at least 1");
+    }
+    let binary = hub::locate(args.fedhub.as_deref())?;
+    let dir = tempfile::Builder::new()
+        .prefix("fedhub-load-")
+        .tempdir()
+        .context("creating a temporary folder")?;
+    // Dropped in reverse order: the hub is killed before its database is dropped.
+    let database = setup::Database::create(args.engine, &args.postgres_url, dir.path())?;
+    let prepared = setup::prepare(
+        &database.url,
+        dir.path(),
+        args.access_token_format,
+        &args.alg,
+    )
+    .context("preparing the hub's database")?;
+    let log_file = args
+        .hub_log
+        .clone()
+        .unwrap_or_else(|| dir.path().join("hub.log"));
+    let mut hub = hub::Hub::start(&hub::HubSettings {
+        binary: &binary,
+        port: hub::free_port()?,
+        database_url: &database.url,
+        at_rest_key_file: &prepared.at_rest_key_file,
+        log_level: &args.hub_log_level,
+        pool_size: args.pool_size,
+        log_file: &log_file,
+        dir: dir.path(),
+    })?;
+    let target = Arc::new(flow::Target::new(
+        hub.base_url.clone(),
+        prepared.client_id.clone(),
+        prepared.client_secret.clone(),
+        setup::REDIRECT_URI.into(),
+        setup::SCOPES.join(" "),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .enable_all()
+        .build()
+        .context("starting the load generator's runtime")?;
+    let ticks = procstat::clock_ticks();
+    let pid = hub.pid.to_string();
+
+    let measured = runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(args.concurrency)
+            .build()
+            .context("building the HTTP client")?;
+        hub.wait_ready(&http, Duration::from_secs(30)).await?;
+        eprintln!(
+            "fedhub-load: hub pid {} at {} on {}; {} warm-up + {} logins, {} at once",
+            hub.pid,
+            hub.base_url,
+            database.describe(),
+            args.warmup,
+            args.logins,
+            args.concurrency
+        );
+        let limit = Duration::from_secs(args.max_seconds);
+        // The very first login alone: it links the demo citizen's upstream identity to the
+        // account, and concurrent first logins of one person race on that link (see README).
+        let first = run_load(&http, &target, 1, 1, limit).await;
+        if first.failures > 0 {
+            return Ok(first);
+        }
+        if args.warmup > 1 {
+            let warm = run_load(&http, &target, args.warmup - 1, args.concurrency, limit).await;
+            if warm.failures > 0 {
+                return Ok(warm);
+            }
+        }
+        let hub_cpu_0 = procstat::cpu_seconds(&pid, ticks)?;
+        let own_cpu_0 = procstat::cpu_seconds("self", ticks)?;
+        let machine_0 = procstat::machine_busy_seconds(ticks)?;
+        let db_cpu_0 = database_cpu(&database, ticks)?;
+        let mut run = run_load(&http, &target, args.logins, args.concurrency, limit).await;
+        run.hub_cpu = procstat::cpu_seconds(&pid, ticks)? - hub_cpu_0;
+        run.client_cpu = procstat::cpu_seconds("self", ticks)? - own_cpu_0;
+        run.machine_cpu = procstat::machine_busy_seconds(ticks)? - machine_0;
+        run.db_cpu = database_cpu(&database, ticks)?
+            .iter()
+            .map(|(pid, cpu)| cpu - db_cpu_0.get(pid).copied().unwrap_or(0.0))
+            .sum();
+        Ok::<_, anyhow::Error>(run)
+    });
+    let run = measured?;
+    let rss = procstat::peak_rss_mib(&pid).unwrap_or(0.0);
+    let alive = hub.running();
+    let (problem_count, problems) = hub.log_problems(10);
+    // Let the runtime's idle connections go before the hub is killed.
+    drop(runtime);
+
+    if run.failures > 0 || run.interrupted {
+        eprintln!(
+            "fedhub-load: {} of {} logins failed{}; first errors:",
+            run.failures,
+            run.done + run.failures,
+            if run.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
+        );
+        for e in &run.errors {
+            eprintln!("  {e}");
+        }
+        report_hub_log(&hub, problem_count, &problems, alive);
+        bail!("the run failed");
+    }
+
+    let report = Report::new(args, &run, rss);
+    report.print_table();
+    println!("{}", report.json());
+    if problem_count > 0 || !alive {
+        report_hub_log(&hub, problem_count, &problems, alive);
+    }
+    if args.hub_log.is_some() {
+        eprintln!("fedhub-load: hub log kept in {}", hub.log_file().display());
+    }
+    if run.done < args.logins {
+        eprintln!(
+            "fedhub-load: stopped after {}s with {} of {} logins done",
+            args.max_seconds, run.done, args.logins
+        );
+    }
+    drop(hub);
+    drop(database);
+    Ok(())
+}
+
+/// CPU seconds so far of each PostgreSQL process serving the hub, by pid.
+fn database_cpu(
+    database: &setup::Database,
+    ticks: f64,
+) -> Result<std::collections::HashMap<u32, f64>> {
+    let mut cpu = std::collections::HashMap::new();
+    for pid in database.backend_pids()? {
+        // A backend that ended meanwhile is skipped.
+        if let Ok(s) = procstat::cpu_seconds(&pid.to_string(), ticks) {
+            cpu.insert(pid, s);
+        }
+    }
+    Ok(cpu)
+}
+
+fn report_hub_log(hub: &hub::Hub, count: usize, problems: &[String], alive: bool) {
+    if !alive {
+        eprintln!("fedhub-load: the hub process exited during the run");
+    }
+    if count > 0 {
+        eprintln!("fedhub-load: the hub logged {count} WARN/ERROR line(s); the first:");
+        for line in problems {
+            eprintln!("  {line}");
+        }
+    } else if !alive {
+        eprintln!("{}", hub.log_tail(20));
+    }
+}
+
+/// What one batch of logins did.
+#[derive(Debug, Default)]
+struct Run {
+    done: usize,
+    failures: usize,
+    errors: Vec<String>,
+    latencies: Vec<Duration>,
+    wall: Duration,
+    hub_cpu: f64,
+    client_cpu: f64,
+    /// CPU time of the PostgreSQL server processes serving the hub (0 for SQLite).
+    db_cpu: f64,
+    /// Busy CPU time of the whole machine (hub, load tool, PostgreSQL, anything else).
+    machine_cpu: f64,
+    interrupted: bool,
+}
+
+/// Errors kept for the report.
+const KEEP_ERRORS: usize = 5;
+/// The run stops early after this many failures: something is broken, not slow.
+const GIVE_UP_AFTER: usize = 50;
+
+/// Runs `logins` logins with `concurrency` tasks, for at most `limit`. Ctrl-C stops it.
+async fn run_load(
+    http: &reqwest::Client,
+    target: &Arc<flow::Target>,
+    logins: usize,
+    concurrency: usize,
+    limit: Duration,
+) -> Run {
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(logins) {
+        let (http, target) = (http.clone(), target.clone());
+        let (claimed, failed, stop) = (claimed.clone(), failed.clone(), stop.clone());
+        tasks.spawn(async move {
+            let rng = ring::rand::SystemRandom::new();
+            let mut mine = Run::default();
+            while !stop.load(Ordering::Relaxed)
+                && Instant::now() < deadline
+                && claimed.fetch_add(1, Ordering::Relaxed) < logins
+            {
+                let began = Instant::now();
+                match flow::login(&http, &rng, &target).await {
+                    Ok(()) => {
+                        mine.done += 1;
+                        mine.latencies.push(began.elapsed());
+                    }
+                    Err(e) => {
+                        mine.failures += 1;
+                        if mine.errors.len() < KEEP_ERRORS {
+                            mine.errors.push(format!("{e:#}"));
+                        }
+                        if failed.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_AFTER {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            mine
+        });
+    }
+    let mut run = Run::default();
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Ok(mine)) => {
+                    run.done += mine.done;
+                    run.failures += mine.failures;
+                    run.latencies.extend(mine.latencies);
+                    for e in mine.errors {
+                        if run.errors.len() < KEEP_ERRORS {
+                            run.errors.push(e);
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    run.failures += 1;
+                    run.errors.push(format!("a load task died: {e}"));
+                }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c(), if !run.interrupted => {
+                run.interrupted = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    run.wall = start.elapsed();
+    run
+}
+
+/// The measured figures.
+struct Report {
+    engine: &'static str,
+    access_token_format: &'static str,
+    alg: String,
+    concurrency: usize,
+    logins: usize,
+    seconds: f64,
+    hub_cpu_s: f64,
+    client_cpu_s: f64,
+    db_cpu_s: Option<f64>,
+    other_cpu_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    hub_peak_rss_mb: f64,
+}
+
+impl Report {
+    fn new(args: &OidcArgs, run: &Run, rss: f64) -> Report {
+        let mut sorted = run.latencies.clone();
+        sorted.sort_unstable();
+        Report {
+            engine: args.engine.as_str(),
+            access_token_format: match args.access_token_format {
+                AccessTokenFormat::Jwt => "jwt",
+                AccessTokenFormat::Opaque => "opaque",
+            },
+            alg: args.alg.clone(),
+            concurrency: args.concurrency,
+            logins: run.done,
+            seconds: run.wall.as_secs_f64(),
+            hub_cpu_s: run.hub_cpu,
+            client_cpu_s: run.client_cpu,
+            db_cpu_s: (args.engine == Engine::Postgres).then_some(run.db_cpu),
+            other_cpu_s: (run.machine_cpu - run.hub_cpu - run.client_cpu - run.db_cpu).max(0.0),
+            p50_ms: percentile_ms(&sorted, 0.50),
+            p99_ms: percentile_ms(&sorted, 0.99),
+            hub_peak_rss_mb: rss,
+        }
+    }
+
+    fn per_second(&self) -> f64 {
+        ratio(self.logins as f64, self.seconds)
+    }
+
+    fn per_hub_core_second(&self) -> f64 {
+        ratio(self.logins as f64, self.hub_cpu_s)
+    }
+
+    fn print_table(&self) {
+        let rows = [
+            (
+                "engine",
+                format!(
+                    "{} (access token {}, {} ID tokens, {} at once)",
+                    self.engine, self.access_token_format, self.alg, self.concurrency
+                ),
+            ),
+            ("logins", self.logins.to_string()),
+            ("wall time", format!("{:.2} s", self.seconds)),
+            ("logins per second", format!("{:.0}", self.per_second())),
+            ("hub CPU", format!("{:.2} s", self.hub_cpu_s)),
+            (
+                "logins per hub core-second",
+                format!("{:.0}", self.per_hub_core_second()),
+            ),
+            (
+                "hub CPU per login",
+                format!(
+                    "{:.2} ms",
+                    1000.0 * ratio(self.hub_cpu_s, self.logins as f64)
+                ),
+            ),
+            ("load tool CPU", format!("{:.2} s", self.client_cpu_s)),
+            (
+                "PostgreSQL CPU",
+                match self.db_cpu_s {
+                    Some(s) => format!(
+                        "{s:.2} s ({:.2} ms per login)",
+                        1000.0 * ratio(s, self.logins as f64)
+                    ),
+                    None => "- (SQLite runs inside the hub)".into(),
+                },
+            ),
+            (
+                "other CPU (kernel, others)",
+                format!("{:.2} s", self.other_cpu_s),
+            ),
+            (
+                "login latency p50 / p99",
+                format!("{:.1} ms / {:.1} ms", self.p50_ms, self.p99_ms),
+            ),
+            ("hub peak RSS", format!("{:.1} MiB", self.hub_peak_rss_mb)),
+        ];
+        for (name, value) in rows {
+            println!("{name:<28} {value}");
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let round = |x: f64, places: i32| {
+            let f = 10f64.powi(places);
+            (x * f).round() / f
+        };
+        json!({
+            "engine": self.engine,
+            "access_token_format": self.access_token_format,
+            "alg": self.alg,
+            "concurrency": self.concurrency,
+            "logins": self.logins,
+            "seconds": round(self.seconds, 3),
+            "logins_per_s": round(self.per_second(), 1),
+            "hub_cpu_s": round(self.hub_cpu_s, 2),
+            "logins_per_hub_core_s": round(self.per_hub_core_second(), 1),
+            "client_cpu_s": round(self.client_cpu_s, 2),
+            "db_cpu_s": self.db_cpu_s.map(|s| round(s, 2)),
+            "other_cpu_s": round(self.other_cpu_s, 2),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "hub_peak_rss_mb": round(self.hub_peak_rss_mb, 1),
+        })
+    }
+}
+
+fn ratio(n: f64, d: f64) -> f64 {
+    if d > 0.0 {
+        n / d
+    } else {
+        0.0
+    }
+}
+
+/// The `p` quantile (nearest rank) of sorted latencies, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted
+        .get(rank - 1)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&ms, 0.50), 50.0);
+        assert_eq!(percentile_ms(&ms, 0.99), 99.0);
+        assert_eq!(percentile_ms(&ms[..1], 0.99), 1.0);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "fedhub-load",
+            "oidc",
+            "--engine",
+            "postgres",
+            "--access-token-format",
+            "opaque",
+        ])
+        .unwrap();
+        let Command::Oidc(args) = cli.command;
+        assert_eq!(args.engine, Engine::Postgres);
+        assert_eq!(args.logins, 2000);
+        assert_eq!(args.access_token_format, AccessTokenFormat::Opaque);
+    }
+}

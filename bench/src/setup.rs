@@ -1,0 +1,197 @@
+//! A fresh hub database, seeded like `fedhub demo`, with one OIDC client for the load.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use fedhub::clock::{Clock, SystemClock};
+use fedhub::keys::{self, Purpose};
+use fedhub::rp::oidc::{AccessTokenFormat, OidcRegistration};
+use fedhub::store::{Store, StoreOptions};
+use fedhub_metadata::keys::KeyAlg;
+use fedhub_metadata::AtRestKey;
+
+/// Where the hub sends the browser back with a code. Nothing listens there: the load tool
+/// reads the `Location` header and never follows it.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+pub const CLIENT_ID: &str = "fedhub-load";
+pub const SCOPES: [&str; 4] = ["openid", "profile", "phone", "national_id"];
+/// A demo agency that owns the client (from the shipped agency list).
+const OWNER: &str = "000.00.00.H49";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// The hub's database. A PostgreSQL database is created for the run and dropped with this
+/// value (also when the run fails); a SQLite file lives in the run's temporary folder.
+pub struct Database {
+    pub url: String,
+    postgres: Option<Created>,
+}
+
+struct Created {
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    pub fn create(engine: Engine, postgres_url: &str, dir: &Path) -> Result<Database> {
+        match engine {
+            Engine::Sqlite => Ok(Database {
+                url: format!("sqlite://{}", dir.join("load.db").display()),
+                postgres: None,
+            }),
+            Engine::Postgres => {
+                let name = format!("fedhub_load_{}", std::process::id());
+                let mut admin = PgConnection::establish(postgres_url).with_context(|| {
+                    format!("connecting to {} (--postgres-url)", redact(postgres_url))
+                })?;
+                drop_database(&mut admin, &name)?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .with_context(|| format!("CREATE DATABASE {name}"))?;
+                let mut url = url::Url::parse(postgres_url).context("--postgres-url")?;
+                url.set_path(&format!("/{name}"));
+                Ok(Database {
+                    url: url.to_string(),
+                    postgres: Some(Created {
+                        admin_url: postgres_url.to_string(),
+                        name,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Process ids of the PostgreSQL server processes serving this database (the hub's pool);
+    /// none for SQLite, which runs inside the hub.
+    pub fn backend_pids(&self) -> Result<Vec<u32>> {
+        #[derive(diesel::QueryableByName)]
+        struct Backend {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let Some(created) = &self.postgres else {
+            return Ok(Vec::new());
+        };
+        let mut admin = PgConnection::establish(&created.admin_url)?;
+        let rows: Vec<Backend> = diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<diesel::sql_types::Text, _>(&created.name)
+        .load(&mut admin)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|b| u32::try_from(b.pid).ok())
+            .collect())
+    }
+
+    /// The database's name or file, for messages.
+    pub fn describe(&self) -> String {
+        match &self.postgres {
+            Some(created) => format!("PostgreSQL database {}", created.name),
+            None => self.url.clone(),
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let Some(created) = &self.postgres else {
+            return;
+        };
+        let dropped = PgConnection::establish(&created.admin_url)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut admin| drop_database(&mut admin, &created.name));
+        if let Err(e) = dropped {
+            eprintln!(
+                "fedhub-load: could not drop database {}: {e:#}; drop it by hand",
+                created.name
+            );
+        }
+    }
+}
+
+fn drop_database(admin: &mut PgConnection, name: &str) -> Result<()> {
+    // FORCE (PostgreSQL 13+) ends sessions a killed hub may have left; older servers get the
+    // plain statement.
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .or_else(|_| admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")))
+        .with_context(|| format!("DROP DATABASE {name}"))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What the load needs to know about the prepared hub.
+pub struct Prepared {
+    pub client_id: String,
+    pub client_secret: String,
+    pub at_rest_key_file: PathBuf,
+}
+
+/// Migrates and seeds the database, writes a fresh at-rest key, creates the signing keys and
+/// registers the load tool's OIDC client.
+pub fn prepare(
+    database_url: &str,
+    dir: &Path,
+    format: AccessTokenFormat,
+    alg: &str,
+) -> Result<Prepared> {
+    let store = Store::connect(database_url, &StoreOptions::default())?;
+    store.migrate()?;
+    let now = SystemClock.now();
+    fedhub::demo::seed(&store, now)?;
+
+    let key = AtRestKey::generate_base64().map_err(|e| anyhow!("at-rest key: {e}"))?;
+    let at_rest_key_file = dir.join("at-rest.key");
+    std::fs::write(&at_rest_key_file, &key)
+        .with_context(|| format!("writing {}", at_rest_key_file.display()))?;
+    let vault = AtRestKey::from_base64(&key).map_err(|e| anyhow!("at-rest key: {e}"))?;
+    for purpose in [Purpose::Saml, Purpose::Oidc] {
+        store.write(|c| keys::ensure_all(c, &vault, purpose, KeyAlg::Rsa2048, now))?;
+    }
+
+    let registration = OidcRegistration {
+        client_id: Some(CLIENT_ID.into()),
+        owner_agency_code: OWNER.into(),
+        display_name: Some("fedhub-load".into()),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        scopes: Some(SCOPES.iter().map(|s| (*s).to_string()).collect()),
+        signing_alg: Some(alg.to_string()),
+        access_token_format: Some(format),
+        require_activated_membership: Some(false),
+        ..Default::default()
+    };
+    let registered = store.write(|c| fedhub::rp::oidc::add(c, &registration, now))?;
+    let client_secret = registered
+        .client_secret
+        .ok_or_else(|| anyhow!("the registered client has no secret"))?;
+    Ok(Prepared {
+        client_id: registered.rp.entity_id,
+        client_secret,
+        at_rest_key_file,
+    })
+}
