@@ -39,6 +39,7 @@ conformance!(
     whole_domain_schema_round_trips,
     change_counters_move,
     signing_key_rotation,
+    two_first_sign_ins_of_one_person_at_once,
 );
 
 fn code(s: &str) -> AgencyCode {
@@ -816,4 +817,73 @@ fn unreachable_database_is_unavailable() {
     assert_eq!(err.exit_code(), 4);
     let err = Store::connect("mysql://x", &opts).unwrap_err();
     assert!(matches!(&err, Error::Invalid { field, .. } if field == "database.url"));
+}
+
+/// Two first sign-ins of the same upstream identity at once both link it (the later insert
+/// meets the unique key on PostgreSQL): both succeed, with one link.
+fn two_first_sign_ins_of_one_person_at_once(store: &Store) {
+    use fedhub::login::resolve;
+    let input = accounts::AccountInput {
+        kind: "citizen".into(),
+        display_name: "Nguyễn Văn An".into(),
+        national_id: Some("001204012345".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let account = store.write(|c| accounts::add(c, &input, NOW)).unwrap();
+    store
+        .write(|c| {
+            use schema::connectors::dsl as k;
+            diesel::insert_into(k::connectors)
+                .values((
+                    k::id.eq("dev"),
+                    k::kind.eq("dev"),
+                    k::display_name.eq("Demo"),
+                    k::config.eq("{\"people\":[]}"),
+                    k::enabled.eq(true),
+                    k::created_at.eq(NOW),
+                    k::updated_at.eq(NOW),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    let identity = fedhub_connectors::UpstreamIdentity {
+        connector: "dev".into(),
+        issuer: "urn:demo".into(),
+        subject: "001204012345".into(),
+        attributes: [("national_id".to_string(), vec!["001204012345".to_string()])]
+            .into_iter()
+            .collect(),
+        authn: fedhub_connectors::Authn {
+            auth_time: NOW,
+            acr: None,
+            amr: vec![],
+        },
+    };
+    let barrier = std::sync::Barrier::new(2);
+    let results: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    store
+                        .write(|c| {
+                            let a = resolve::account_for(c, &identity, NOW)?.unwrap();
+                            // Keep the transaction open so that the other one meets this link.
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            Ok(a.id)
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results, vec![account.id.clone(), account.id.clone()]);
+    let links: i64 = store
+        .read(|c| Ok(schema::upstream_links::table.count().get_result(c)?))
+        .unwrap();
+    assert_eq!(links, 1);
 }

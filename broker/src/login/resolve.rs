@@ -74,17 +74,31 @@ pub fn account_for(
             else {
                 return Ok(Err(Refusal::UnknownAccount));
             };
-            diesel::insert_into(ul::upstream_links)
-                .values((
-                    ul::id.eq(new_id()),
-                    ul::account_id.eq(&account.id),
-                    ul::connector_id.eq(&id.connector),
-                    ul::issuer.eq(&id.issuer),
-                    ul::subject.eq(&id.subject),
-                    ul::created_at.eq(now),
-                    ul::last_seen_at.eq(now),
-                ))
-                .execute(conn)?;
+            // Two first sign-ins of one person at once (two nodes, or PostgreSQL's row locks
+            // instead of SQLite's database lock) both get here: the later link is a no-op. The
+            // insert runs in a savepoint so that its unique violation leaves the transaction
+            // usable on PostgreSQL.
+            let inserted = conn.transaction(|c| {
+                diesel::insert_into(ul::upstream_links)
+                    .values((
+                        ul::id.eq(new_id()),
+                        ul::account_id.eq(&account.id),
+                        ul::connector_id.eq(&id.connector),
+                        ul::issuer.eq(&id.issuer),
+                        ul::subject.eq(&id.subject),
+                        ul::created_at.eq(now),
+                        ul::last_seen_at.eq(now),
+                    ))
+                    .execute(c)
+            });
+            match inserted {
+                Ok(_)
+                | Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {}
+                Err(e) => return Err(e.into()),
+            }
             account
         }
     };

@@ -163,6 +163,9 @@ impl Store {
         let manager = DbManager { engine, target };
         let pool = Pool::builder()
             .max_size(opts.pool_size.max(1))
+            // No "SELECT 1" before every use (a round trip per query on PostgreSQL): a
+            // connection that failed is dropped through `has_broken` instead.
+            .test_on_check_out(false)
             .connection_timeout(opts.connect_timeout)
             .connection_customizer(Box::new(Setup {
                 busy_timeout_ms: opts.busy_timeout.as_millis(),
