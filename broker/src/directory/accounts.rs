@@ -215,7 +215,7 @@ pub fn get(conn: &mut Db, id: &str) -> Result<Account> {
     ac::accounts
         .find(id)
         .select(Account::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .ok_or_else(|| Error::not_found("account", id))
 }
@@ -224,7 +224,7 @@ pub fn by_national_id(conn: &mut Db, national_id: &str) -> Result<Option<Account
     Ok(ac::accounts
         .filter(ac::national_id.eq(national_id))
         .select(Account::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

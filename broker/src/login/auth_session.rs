@@ -55,7 +55,7 @@ pub fn load(conn: &mut Db, handle: &str, now: i64) -> Result<AuthSession> {
             a::connector_state,
             a::expires_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let (request, connector_id, connector_state, expires_at) = row.ok_or_else(expired)?;
     let request = serde_json::from_str(&request).map_err(Error::internal)?;

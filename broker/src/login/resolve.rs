@@ -51,7 +51,7 @@ pub fn account_for(
         .filter(ul::issuer.eq(&id.issuer))
         .filter(ul::subject.eq(&id.subject))
         .select(ul::account_id)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let account = match linked {
         Some(account_id) => {
@@ -125,7 +125,7 @@ fn agency_name(conn: &mut Db, code: Option<&str>) -> Result<Option<String>> {
     Ok(agencies::table
         .find(code)
         .select(agencies::name_vi)
-        .first::<String>(conn)
+        .get_result::<String>(conn)
         .optional()?)
 }
 
@@ -144,7 +144,7 @@ fn membership(conn: &mut Db, account_id: &str, rp_id: &str) -> Result<Option<Mem
             m::unit_agency_code,
             m::user_group,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((id, status, subject, unit_code, user_group)) = row else {
         return Ok(None);

@@ -71,7 +71,7 @@ pub fn current(conn: &mut Db, cookie: &str, idle: i64, now: i64) -> Result<Optio
             s::expires_at,
             s::last_seen_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((id, account_id, connector_id, authn, expires_at, _)) = row else {
         return Ok(None);
@@ -101,7 +101,7 @@ pub fn served(
     let existing: Option<Option<String>> = sr::sso_session_rps
         .find((session_id, rp_id))
         .select(sr::session_index)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if let Some(Some(index)) = existing {
         // Remember the NameID sent last: with transient NameIDs it changes at every answer.

@@ -308,16 +308,38 @@ async fn authorize(
     let lang = params
         .get("ui_locales")
         .and_then(|l| l.split(' ').find_map(crate::web::pages::Lang::parse));
-    let checked = state
+    // One database visit: check the request, find the SSO session, or start a sign-in.
+    let cookie = cookies::get(&headers, &state.config.cookies.name).map(str::to_string);
+    let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
+    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
+    let step = state
         .store
-        .write_async(move |c| check(c, params, now))
+        .write_async(move |c| {
+            let checked = match check(c, params, now)? {
+                Ok(checked) => checked,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let session = match cookie {
+                Some(cookie) if !checked.request.force_authn => {
+                    sso::current(c, &cookie, idle, now)?
+                }
+                _ => None,
+            };
+            let max_age = match &checked.request.answer {
+                Answer::Oidc { max_age, .. } => *max_age,
+                _ => None,
+            };
+            // max_age: a sign-in older than that does not count (OIDC Core 3.1.2.1).
+            let session = session.filter(|s| max_age.is_none_or(|m| now - s.authn.auth_time <= m));
+            let handle = match (&session, checked.request.is_passive) {
+                (None, false) => Some(auth_session::create(c, &checked.request, ttl, now)?),
+                _ => None,
+            };
+            Ok(Ok((checked, session, handle)))
+        })
         .await?;
-    let Checked {
-        rp,
-        settings,
-        request,
-    } = match checked {
-        Ok(c) => c,
+    let (checked, session, handle) = match step {
+        Ok(step) => step,
         Err(Refused::Page(why)) => {
             super::audit_refusal(&state, "oidc.authorize", who, why.clone(), request_id).await;
             return Err(bad_request_page(why));
@@ -339,46 +361,24 @@ async fn authorize(
             return error_redirect(&state, &redirect_uri, error, &description, st.as_deref());
         }
     };
-    start_or_answer(state, &headers, rp, settings, request, lang).await
-}
-
-/// With a live SSO session recent enough for max_age (and no prompt=login) answer now;
-/// prompt=none without one gets login_required; otherwise start a sign-in.
-async fn start_or_answer(
-    state: AppState,
-    headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: OidcSettings,
-    request: RpRequest,
-    lang: Option<crate::web::pages::Lang>,
-) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let Answer::Oidc {
-        redirect_uri,
-        state: st,
-        max_age,
-        ..
-    } = &request.answer
-    else {
-        return Err(WebError::page(Error::internal("not an OIDC request")));
-    };
-    let session = match cookies::get(headers, &state.config.cookies.name) {
-        Some(cookie) if !request.force_authn => {
-            let cookie = cookie.to_string();
-            let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
-            state
-                .store
-                .write_async(move |c| sso::current(c, &cookie, idle, now))
-                .await?
-        }
-        _ => None,
-    };
-    // max_age: a sign-in older than that does not count (OIDC Core 3.1.2.1).
-    let session = session.filter(|s| max_age.is_none_or(|m| now - s.authn.auth_time <= m));
+    let Checked {
+        rp,
+        settings,
+        request,
+    } = checked;
     if let Some(session) = session {
-        return answer(state, headers, rp, settings, request, session, None).await;
+        return answer(state, &headers, rp, settings, request, session, None).await;
     }
-    if request.is_passive {
+    let Some(handle) = handle else {
+        // prompt=none without a (recent enough) sign-in.
+        let Answer::Oidc {
+            redirect_uri,
+            state: st,
+            ..
+        } = &request.answer
+        else {
+            return Err(WebError::page(Error::internal("not an OIDC request")));
+        };
         return error_redirect(
             &state,
             redirect_uri,
@@ -386,13 +386,7 @@ async fn start_or_answer(
             "no single sign-on session",
             st.as_deref(),
         );
-    }
-    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
-    let stored = request.clone();
-    let handle = state
-        .store
-        .write_async(move |c| auth_session::create(c, &stored, ttl, now))
-        .await?;
+    };
     let login = match lang {
         Some(l) => format!("/login/{handle}?lang={}", l.code()),
         None => format!("/login/{handle}"),
@@ -404,100 +398,118 @@ async fn start_or_answer(
     Ok(res)
 }
 
-/// After sign-in (or with SSO): resolve the person for this client, store a code, and send
-/// the browser back to the client with it.
-pub async fn answer(
-    state: AppState,
-    headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: OidcSettings,
-    request: RpRequest,
-    session: SsoSession,
-    set_sso: Option<HeaderValue>,
-) -> Result<Response, WebError> {
-    let now = state.clock.now();
-    let vault = state.vault()?;
+/// What answering needs from the server, taken before the transaction.
+#[derive(Clone)]
+pub struct AnswerContext {
+    pub vault: std::sync::Arc<fedhub_metadata::AtRestKey>,
+    pub code_ttl: i64,
+    pub request_id: String,
+    pub now: i64,
+}
+
+impl AnswerContext {
+    pub fn of(state: &AppState, headers: &HeaderMap) -> crate::error::Result<AnswerContext> {
+        Ok(AnswerContext {
+            vault: state.vault()?,
+            code_ttl: state.config.tokens.authorization_code_ttl.as_secs() as i64,
+            request_id: request_id_of(headers),
+            now: state.clock.now(),
+        })
+    }
+}
+
+/// Inside a transaction: resolve the person for this client and store a single-use code;
+/// returns the code, or why the person may not use the client (audited either way).
+pub fn issue_code(
+    c: &mut crate::store::Db,
+    ctx: &AnswerContext,
+    rp: &RelyingParty,
+    settings: &OidcSettings,
+    request: &RpRequest,
+    session: &SsoSession,
+) -> crate::error::Result<std::result::Result<String, Refusal>> {
     let Answer::Oidc {
         redirect_uri,
-        state: st,
         nonce,
         code_challenge,
         scope,
         ..
-    } = request.answer.clone()
+    } = &request.answer
+    else {
+        return Err(Error::internal("not an OIDC request"));
+    };
+    let now = ctx.now;
+    let account = crate::directory::accounts::get(c, &session.account_id)?;
+    let event = Event::new(format!("account:{}", session.account_id), "oidc.authorize")
+        .target(rp.entity_id.clone())
+        .rp(rp.id.clone())
+        .request(Some(ctx.request_id.clone()));
+    let resolved = match resolve::for_rp(c, &ctx.vault, account, rp)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            let event = event.outcome(Outcome::Denied).detail(refusal.as_str());
+            audit::record(c, &event, now)?;
+            return Ok(Err(refusal));
+        }
+    };
+    let sub = claims::subject(&resolved, settings.subject_type);
+    let sid = sso::served(c, &session.id, &rp.id, &sub, now)?;
+    let grant = Grant {
+        rp_id: rp.id.clone(),
+        client_id: rp.entity_id.clone(),
+        account_id: resolved.account.id.clone(),
+        claims: claims::release(&resolved, scope, settings.claim_profile),
+        sub,
+        sid,
+        sso_session_id: session.id.clone(),
+        auth_time: session.authn.auth_time,
+        acr: session.authn.acr.clone(),
+        amr: session.authn.amr.clone(),
+        nonce: nonce.clone(),
+        scope: scope.clone(),
+    };
+    let code = random_secret("")?;
+    grants::store_code(
+        c,
+        NewCode {
+            code: &code,
+            redirect_uri,
+            code_challenge,
+            grant: &grant,
+            ttl: ctx.code_ttl,
+        },
+        now,
+    )?;
+    audit::record(c, &event, now)?;
+    Ok(Ok(code))
+}
+
+/// The browser's answer: back to the client with the code, or the refusal.
+pub fn respond(
+    state: &AppState,
+    request: &RpRequest,
+    outcome: std::result::Result<String, Refusal>,
+    set_sso: Option<HeaderValue>,
+) -> Result<Response, WebError> {
+    let Answer::Oidc {
+        redirect_uri,
+        state: st,
+        ..
+    } = &request.answer
     else {
         return Err(WebError::page(Error::internal("not an OIDC request")));
     };
-    let code = random_secret("")?;
-    let code_ttl = state.config.tokens.authorization_code_ttl.as_secs() as i64;
-    let request_id = request_id_of(headers);
-    let rp_db = rp.clone();
-    let code_db = code.clone();
-    let redirect_db = redirect_uri.clone();
-    let outcome = state
-        .store
-        .write_async(move |c| {
-            let account = crate::directory::accounts::get(c, &session.account_id)?;
-            let resolved = match resolve::for_rp(c, &vault, account, &rp_db)? {
-                Ok(r) => r,
-                Err(refusal) => {
-                    let event =
-                        Event::new(format!("account:{}", session.account_id), "oidc.authorize")
-                            .target(rp_db.entity_id.clone())
-                            .rp(rp_db.id.clone())
-                            .outcome(Outcome::Denied)
-                            .detail(refusal.as_str())
-                            .request(Some(request_id.clone()));
-                    audit::record(c, &event, now)?;
-                    return Ok(Err(refusal));
-                }
-            };
-            let sub = claims::subject(&resolved, settings.subject_type);
-            let sid = sso::served(c, &session.id, &rp_db.id, &sub, now)?;
-            let grant = Grant {
-                rp_id: rp_db.id.clone(),
-                client_id: rp_db.entity_id.clone(),
-                account_id: resolved.account.id.clone(),
-                claims: claims::release(&resolved, &scope, settings.claim_profile),
-                sub,
-                sid,
-                sso_session_id: session.id.clone(),
-                auth_time: session.authn.auth_time,
-                acr: session.authn.acr.clone(),
-                amr: session.authn.amr.clone(),
-                nonce,
-                scope,
-            };
-            grants::store_code(
-                c,
-                NewCode {
-                    code: &code_db,
-                    redirect_uri: &redirect_db,
-                    code_challenge: &code_challenge,
-                    grant: &grant,
-                    ttl: code_ttl,
-                },
-                now,
-            )?;
-            let event = Event::new(format!("account:{}", session.account_id), "oidc.authorize")
-                .target(rp_db.entity_id.clone())
-                .rp(rp_db.id.clone())
-                .request(Some(request_id.clone()));
-            audit::record(c, &event, now)?;
-            Ok(Ok(()))
-        })
-        .await?;
     let mut res = match outcome {
-        Ok(()) => see_other(&redirect_with(
-            &redirect_uri,
+        Ok(code) => see_other(&redirect_with(
+            redirect_uri,
             &[("code", &code)],
             st.as_deref(),
-            &super::issuer(&state),
+            &super::issuer(state),
         )?),
         // prompt=none must not show a page: the client hears access_denied.
         Err(_) if request.is_passive => error_redirect(
-            &state,
-            &redirect_uri,
+            state,
+            redirect_uri,
             "access_denied",
             "not allowed to use this service",
             st.as_deref(),
@@ -508,6 +520,25 @@ pub async fn answer(
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
+}
+
+/// With a live SSO session: resolve, store a code and send the browser back to the client.
+pub async fn answer(
+    state: AppState,
+    headers: &HeaderMap,
+    rp: RelyingParty,
+    settings: OidcSettings,
+    request: RpRequest,
+    session: SsoSession,
+    set_sso: Option<HeaderValue>,
+) -> Result<Response, WebError> {
+    let ctx = AnswerContext::of(&state, headers)?;
+    let req = request.clone();
+    let outcome = state
+        .store
+        .write_async(move |c| issue_code(c, &ctx, &rp, &settings, &req, &session))
+        .await?;
+    respond(&state, &request, outcome, set_sso)
 }
 
 fn refusal_page(refusal: Refusal) -> WebError {

@@ -95,7 +95,7 @@ pub fn redeem_code(
             oc::expires_at,
             oc::consumed_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((redirect_uri, code_challenge, grant, expires_at, consumed_at)) = row else {
         return Ok(Err(CodeProblem::Unknown));
@@ -240,7 +240,7 @@ pub fn find_token(conn: &mut Db, token: &str) -> Result<Option<TokenRecord>> {
             ot::replaced_by,
             ot::grant_data,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((
         token_hash,
@@ -335,7 +335,7 @@ pub fn take_pushed(
         .filter(par::consumed_at.is_null())
         .filter(par::expires_at.gt(now))
         .select(par::params)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if params.is_some() {
         let n = diesel::update(par::oidc_par.find(&id).filter(par::consumed_at.is_null()))

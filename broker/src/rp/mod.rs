@@ -85,7 +85,7 @@ pub fn get(conn: &mut Db, id: &str) -> Result<RelyingParty> {
     rp::relying_parties
         .find(id)
         .select(RelyingParty::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .ok_or_else(|| Error::not_found("relying party", id))
 }
@@ -95,7 +95,7 @@ pub fn by_entity_id(conn: &mut Db, entity_id: &str) -> Result<Option<RelyingPart
     Ok(rp::relying_parties
         .filter(rp::entity_id.eq(entity_id))
         .select(RelyingParty::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -118,6 +118,12 @@ enum Step {
         sso::SsoSession,
         String,
     ),
+    /// An OIDC client answered in the same transaction: its code (or a refusal).
+    OidcAnswered(
+        crate::login::RpRequest,
+        std::result::Result<String, resolve::Refusal>,
+        String,
+    ),
     Refused(resolve::Refusal),
     UpstreamFailed(crate::login::RpRequest, crate::rp::RelyingParty),
 }
@@ -137,6 +143,7 @@ async fn callback(
     let now = state.clock.now();
     let request_id = request_id_of(&headers);
     let sso_ttl = state.config.sessions.sso_session_ttl.as_secs() as i64;
+    let oidc_ctx = crate::oidc::authorize::AnswerContext::of(&state, &headers)?;
     let h = handle.clone();
     // Connector → identity → account, the SSO session, and the auth session consumed: one
     // transaction, so a replayed form finds the login already used.
@@ -189,6 +196,19 @@ async fn callback(
                 .request(Some(request_id.clone()));
             audit::record(c, &event, now)?;
             let rp = crate::rp::get(c, &session.request.rp_id)?;
+            if matches!(session.request.answer, Answer::Oidc { .. }) {
+                // The code is stored with the sign-in: one transaction for the whole step.
+                let settings = crate::rp::oidc::settings(&rp)?;
+                let outcome = crate::oidc::authorize::issue_code(
+                    c,
+                    &oidc_ctx,
+                    &rp,
+                    &settings,
+                    &session.request,
+                    &sso_session,
+                )?;
+                return Ok(Step::OidcAnswered(session.request, outcome, cookie));
+            }
             Ok(Step::SignedIn(session.request, rp, sso_session, cookie))
         })
         .await
@@ -199,6 +219,14 @@ async fn callback(
     let (request, rp, session, cookie) = match outcome {
         Step::SignedIn(request, rp, session, cookie) => (request, rp, session, cookie),
         Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
+        Step::OidcAnswered(request, outcome, cookie) => {
+            let set_sso = cookies::sso(&state.config, &cookie);
+            let mut res = crate::oidc::authorize::respond(&state, &request, outcome, set_sso)?;
+            if let Some(c) = cookies::clear_login(&state.config) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            return Ok(res);
+        }
         Step::UpstreamFailed(request, rp) if matches!(request.answer, Answer::Oidc { .. }) => {
             let _ = rp;
             return crate::oidc::authorize::upstream_failed(&state, &request);
