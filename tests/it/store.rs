@@ -887,3 +887,51 @@ fn two_first_sign_ins_of_one_person_at_once(store: &Store) {
         .unwrap();
     assert_eq!(links, 1);
 }
+
+/// SQLite writers of one process wait their turn in order, and a writer that cannot get it
+/// within `database.busy_timeout` gets a clear "busy" error instead of waiting forever.
+#[test]
+fn sqlite_writers_queue_and_give_up_after_the_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let opts = fedhub::store::StoreOptions {
+        busy_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = Store::connect(&url, &opts).unwrap();
+    store.migrate().unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, wait_started) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let holder = store.clone();
+        s.spawn(move || {
+            holder
+                .write(|c| {
+                    counters::bump(c, "queue")?;
+                    started.send(()).unwrap();
+                    // Hold the write turn until the main thread has been refused.
+                    held.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        });
+        wait_started.recv().unwrap();
+        let refused = store.write(|c| counters::bump(c, "queue")).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Unavailable(m) if m.contains("busy")),
+            "{refused:?}"
+        );
+        release.send(()).unwrap();
+    });
+    // Once the turn is free, writers go through in order; nothing was lost.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    store.write(|c| counters::bump(c, "queue")).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.read(|c| counters::current(c, "queue")).unwrap(), 41);
+}
