@@ -2,7 +2,9 @@
 //! [`UpstreamIdentity`]; it does no storage and no HTTP serving (time and the HTTP client are
 //! passed in). The set is closed: [`ConnectorKind`] lists every kind the hub knows.
 
+pub mod certificate;
 pub mod dev;
+pub mod oidc;
 
 use std::collections::BTreeMap;
 
@@ -92,6 +94,9 @@ pub enum ConnectorError {
     /// The connector's own configuration is wrong.
     #[error("connector misconfigured: {0}")]
     Config(String),
+    /// The upstream could not be reached in time.
+    #[error("the upstream is unavailable: {0}")]
+    Unavailable(String),
 }
 
 #[cfg(test)]
