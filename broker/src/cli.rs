@@ -68,6 +68,51 @@ pub enum Command {
     /// Key material.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Upstream identity sources (the national identity provider, ...).
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Register an OpenID Provider as upstream (the national identity provider). Register
+    /// `<public_url>/connectors/<id>/callback` as the redirect URI at the provider.
+    AddOidc {
+        /// Short id used in URLs, e.g. `vneid`.
+        #[arg(long)]
+        id: String,
+        /// The name people see on the sign-in page.
+        #[arg(long)]
+        name: String,
+        /// The provider's issuer (its discovery document lives under it).
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// A file holding the client secret the provider issued (kept sealed at rest).
+        #[arg(long)]
+        client_secret_file: PathBuf,
+        /// Scopes to ask for, comma-separated (default: openid,profile).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// `portal` (SoDinhDanh, HoVaTen, ...; the default) or `standard` claim names.
+        #[arg(long, value_enum)]
+        claim_names: Option<ClaimNamesArg>,
+    },
+    /// List connectors.
+    List,
+    /// Show one connector (secrets are never shown).
+    Show { id: String },
+    /// Stop offering a connector.
+    Disable { id: String },
+    /// Offer a disabled connector again.
+    Enable { id: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ClaimNamesArg {
+    Portal,
+    Standard,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +284,14 @@ pub enum RpCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Choose the connectors a relying party offers (none listed: every enabled connector).
+    Connectors {
+        /// The relying party (id or entityID/client_id).
+        rp: String,
+        /// Connector ids, comma-separated; empty to offer every enabled connector.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        allow: Vec<String>,
+    },
     /// List relying parties.
     List,
     /// Show one relying party (by id or entityID).
@@ -403,11 +456,108 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             Ok(())
         }
         Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
+        Command::Connector(cmd) => connector_cmd(&config, cmd, &clock, &actor),
         Command::Rp(cmd) => {
             rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Demo(_) => Ok(()),
     }
+}
+
+fn connector_cmd(
+    config: &Config,
+    cmd: ConnectorCommand,
+    clock: &dyn Clock,
+    actor: &str,
+) -> std::result::Result<(), Failure> {
+    let store = open_migrated(config)?;
+    let now = clock.now();
+    match cmd {
+        ConnectorCommand::AddOidc {
+            id,
+            name,
+            issuer,
+            client_id,
+            client_secret_file,
+            scopes,
+            claim_names,
+        } => {
+            let vault = config.at_rest_key()?.ok_or_else(|| ConfigError {
+                key: "keys.at_rest_key_file".into(),
+                problem: "the connector's client secret is sealed with the at-rest key".into(),
+            })?;
+            let secret = std::fs::read_to_string(&client_secret_file).map_err(|e| {
+                Error::invalid(
+                    "client_secret_file",
+                    format!("cannot read {}: {e}", client_secret_file.display()),
+                )
+            })?;
+            let reg = crate::upstream::OidcRegistration {
+                id: id.clone(),
+                display_name: name,
+                issuer,
+                client_id,
+                client_secret: secret.trim().to_string(),
+                scopes,
+                claim_names: claim_names.map(|c| match c {
+                    ClaimNamesArg::Portal => fedhub_connectors::oidc::ClaimNames::Portal,
+                    ClaimNamesArg::Standard => fedhub_connectors::oidc::ClaimNames::Standard,
+                }),
+            };
+            let event = Event::new(actor, "connector.add_oidc").target(id.clone());
+            let c = audit::audited(&store, event, now, |c| {
+                crate::upstream::add_oidc(c, &vault, &reg, now)
+            })?;
+            println!("connector {} ({}) added", c.id, c.display_name);
+            println!(
+                "register this redirect URI at the provider: {}/connectors/{}/callback",
+                config.base_url(),
+                c.id
+            );
+        }
+        ConnectorCommand::List => {
+            for c in store.read(crate::upstream::list)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.id,
+                    c.kind,
+                    if c.enabled { "enabled" } else { "disabled" },
+                    c.display_name
+                );
+            }
+        }
+        ConnectorCommand::Show { id } => {
+            let c = store.read(|conn| crate::upstream::get(conn, &id))?;
+            let mut value = serde_json::to_value(&c).map_err(Error::internal)?;
+            let mut settings: serde_json::Value =
+                serde_json::from_str(&c.config).map_err(Error::internal)?;
+            if let Some(obj) = settings.as_object_mut() {
+                if obj.contains_key("client_secret_sealed") {
+                    obj.insert("client_secret_sealed".into(), "(sealed)".into());
+                }
+            }
+            value["settings"] = settings;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).map_err(Error::internal)?
+            );
+        }
+        ConnectorCommand::Disable { id } => {
+            let event = Event::new(actor, "connector.disable").target(id.clone());
+            audit::audited(&store, event, now, |c| {
+                crate::upstream::set_enabled(c, &id, false, now)
+            })?;
+            println!("connector {id} disabled");
+        }
+        ConnectorCommand::Enable { id } => {
+            let event = Event::new(actor, "connector.enable").target(id.clone());
+            audit::audited(&store, event, now, |c| {
+                crate::upstream::set_enabled(c, &id, true, now)
+            })?;
+            println!("connector {id} enabled");
+        }
+    }
+    Ok(())
 }
 
 /// Who ran the command, for the audit log.
@@ -859,6 +1009,24 @@ fn rp_cmd(
                     "{}\t{}\t{}\t{}\t{}",
                     rp.id, rp.protocol, rp.entity_id, rp.owner_agency_code, rp.display_name
                 );
+            }
+        }
+        RpCommand::Connectors { rp, allow } => {
+            let found = store.read(|c| match crate::rp::by_entity_id(c, &rp)? {
+                Some(found) => Ok(found),
+                None => crate::rp::get(c, &rp),
+            })?;
+            let event = Event::new(actor, "rp.connectors")
+                .target(found.entity_id.clone())
+                .rp(found.id.clone())
+                .detail(allow.join(","));
+            audit::audited(store, event, now, |c| {
+                crate::upstream::allow_for_rp(c, &found.id, &allow)
+            })?;
+            if allow.is_empty() {
+                println!("{} offers every enabled connector", found.entity_id);
+            } else {
+                println!("{} offers {}", found.entity_id, allow.join(", "));
             }
         }
         RpCommand::Show { id } => {

@@ -19,6 +19,7 @@ pub mod rp;
 pub mod saml;
 pub mod store;
 pub mod tokens;
+pub mod upstream;
 pub mod web;
 
 pub use error::{Error, Result};

@@ -17,3 +17,4 @@ mod sp;
 mod sso;
 mod store;
 mod support;
+mod upstream_oidc;

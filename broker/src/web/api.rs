@@ -28,6 +28,17 @@ pub fn router() -> Router<AppState> {
         .route("/relying-parties/saml", axum::routing::post(add_saml_rp))
         .route("/relying-parties/oidc", axum::routing::post(add_oidc_rp))
         .route("/relying-parties/{id}", get(show_rp))
+        .route(
+            "/relying-parties/{id}/connectors",
+            axum::routing::put(set_rp_connectors),
+        )
+        .route("/connectors", get(list_connectors))
+        .route("/connectors/oidc", axum::routing::post(add_oidc_connector))
+        .route("/connectors/{id}", get(show_connector))
+        .route(
+            "/connectors/{id}/enabled",
+            axum::routing::put(set_connector_enabled),
+        )
 }
 
 type ApiResult<T> = Result<T, WebError>;
@@ -328,4 +339,113 @@ async fn add_oidc_rp(
     .map_err(|e| WebError::api(Error::internal(e)))?
     .map_err(WebError::api)?;
     Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// Runs an audited change on the blocking pool and maps its error to problem+json.
+async fn audited_api<T: Send + 'static>(
+    state: &AppState,
+    event: Event,
+    f: impl FnOnce(&mut crate::store::Db) -> crate::error::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let now = state.clock.now();
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || audit::audited(&store, event, now, f))
+        .await
+        .map_err(|e| WebError::api(Error::internal(e)))?
+        .map_err(WebError::api)
+}
+
+async fn list_connectors(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+) -> ApiResult<Json<Vec<crate::upstream::Connector>>> {
+    let rows = state
+        .store
+        .read_async(crate::upstream::list)
+        .await
+        .map_err(WebError::api)?;
+    Ok(Json(rows))
+}
+
+async fn show_connector(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::upstream::Connector>> {
+    let row = state
+        .store
+        .read_async(move |c| crate::upstream::get(c, &id))
+        .await
+        .map_err(WebError::api)?;
+    Ok(Json(row))
+}
+
+/// Registers an OIDC upstream; its client secret is sealed and never shown again.
+async fn add_oidc_connector(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(reg): ApiJson<crate::upstream::OidcRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::upstream::Connector>)> {
+    let now = state.clock.now();
+    let vault = state.vault().map_err(WebError::api)?;
+    let event = Event::new(&caller.name, "connector.add_oidc")
+        .target(reg.id.clone())
+        .request(Some(caller.request_id));
+    let c = audited_api(&state, event, move |c| {
+        crate::upstream::add_oidc(c, &vault, &reg, now)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enabled {
+    enabled: bool,
+}
+
+async fn set_connector_enabled(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Enabled>,
+) -> ApiResult<Json<crate::upstream::Connector>> {
+    let now = state.clock.now();
+    let action = if body.enabled {
+        "connector.enable"
+    } else {
+        "connector.disable"
+    };
+    let event = Event::new(&caller.name, action)
+        .target(id.clone())
+        .request(Some(caller.request_id));
+    let c = audited_api(&state, event, move |c| {
+        crate::upstream::set_enabled(c, &id, body.enabled, now)
+    })
+    .await?;
+    Ok(Json(c))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowedConnectors {
+    connectors: Vec<String>,
+}
+
+/// Sets the connectors a relying party offers (an empty list: every enabled one).
+async fn set_rp_connectors(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AllowedConnectors>,
+) -> ApiResult<StatusCode> {
+    let event = Event::new(&caller.name, "rp.connectors")
+        .target(id.clone())
+        .detail(body.connectors.join(","))
+        .request(Some(caller.request_id));
+    audited_api(&state, event, move |c| {
+        crate::upstream::allow_for_rp(c, &id, &body.connectors)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,8 @@ use http::{header, HeaderMap, HeaderValue};
 use crate::config::{Config, SameSite};
 
 pub const LOGIN_COOKIE: &str = "fedhub_login";
+/// The connector the browser chose last, offered first next time (not a secret).
+pub const LAST_CONNECTOR_COOKIE: &str = "fedhub_last_connector";
 
 /// The value of cookie `name` in the request.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -71,12 +73,26 @@ pub fn login(config: &Config, handle: &str, ttl: i64) -> Option<HeaderValue> {
         config,
         LOGIN_COOKIE,
         handle,
-        "/login",
+        // "/" and not "/login": upstream providers send the browser back to
+        // /connectors/{id}/callback, which must see the binding too.
+        "/",
         Some(ttl),
         SameSite::Lax,
     )
 }
 
 pub fn clear_login(config: &Config) -> Option<HeaderValue> {
-    build(config, LOGIN_COOKIE, "", "/login", Some(0), SameSite::Lax)
+    build(config, LOGIN_COOKIE, "", "/", Some(0), SameSite::Lax)
+}
+
+/// Remembers the connector chosen on this browser for a year.
+pub fn last_connector(config: &Config, id: &str) -> Option<HeaderValue> {
+    build(
+        config,
+        LAST_CONNECTOR_COOKIE,
+        id,
+        "/",
+        Some(365 * 86_400),
+        SameSite::Lax,
+    )
 }

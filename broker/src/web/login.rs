@@ -1,29 +1,36 @@
-//! The sign-in pages between a relying party's request and the answer: the connector chooser
-//! (today: the demo connector) and the connector callbacks. A login is bound to the browser
-//! that started it by the `fedhub_login` cookie.
+//! The sign-in pages between a relying party's request and the answer: the connector chooser,
+//! the step that sends the browser upstream, and the callbacks that bring it back. A login is
+//! bound to the browser that started it by the `fedhub_login` cookie; whichever connector
+//! vouches for the person, the same [`finish`] links the account, starts the SSO session and
+//! answers the relying party, in one transaction.
 
-use axum::extract::{Form, Path, State};
-use axum::response::{Html, IntoResponse, Response};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use diesel::prelude::*;
-use fedhub_connectors::{dev, ConnectorKind};
+use fedhub_connectors::oidc::{self as upstream_oidc, Callback, PendingLogin};
+use fedhub_connectors::{dev, ConnectorError, ConnectorKind, UpstreamIdentity};
 use http::{header, HeaderMap};
 use minijinja::context;
-use serde::Deserialize;
+use serde::Serialize;
 
 use super::error::WebError;
 use super::{cookies, page_context, request_id_of, AppState};
 use crate::audit::{self, Event, Outcome};
 use crate::error::Error;
 use crate::login::{auth_session, resolve, sso, Answer};
-use crate::store::schema::{connectors, rp_connectors};
-use crate::store::Db;
+use crate::upstream::{self, Connector};
+
+/// How long the hub waits for an upstream provider.
+const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/{handle}", get(chooser))
-        .route("/login/{handle}/{connector}", post(callback))
+        .route("/login/{handle}/{connector}", post(choose))
+        .route("/connectors/{connector}/callback", get(oidc_callback))
 }
 
 fn expired(e: Error) -> WebError {
@@ -31,6 +38,14 @@ fn expired(e: Error) -> WebError {
         e,
         "error.login_expired.title",
         "error.login_expired.message",
+    )
+}
+
+fn upstream_page(e: impl std::fmt::Display) -> WebError {
+    WebError::page_with(
+        Error::Unavailable(e.to_string()),
+        "error.upstream.title",
+        "error.upstream.message",
     )
 }
 
@@ -45,29 +60,11 @@ fn check_binding(headers: &HeaderMap, handle: &str) -> Result<(), WebError> {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Connector {
-    id: String,
-    kind: String,
-    config: String,
-}
-
-/// Connectors this relying party allows (all enabled ones when it lists none).
-fn connectors_for(conn: &mut Db, rp_id: &str) -> crate::error::Result<Vec<Connector>> {
-    let listed: Vec<String> = rp_connectors::table
-        .filter(rp_connectors::rp_id.eq(rp_id))
-        .select(rp_connectors::connector_id)
-        .load(conn)?;
-    let rows: Vec<(String, String, String)> = connectors::table
-        .filter(connectors::enabled.eq(true))
-        .select((connectors::id, connectors::kind, connectors::config))
-        .order(connectors::id.asc())
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter(|(id, _, _)| listed.is_empty() || listed.contains(id))
-        .map(|(id, kind, config)| Connector { id, kind, config })
-        .collect())
+#[derive(Debug, Serialize)]
+struct Offered {
+    name: String,
+    action: String,
+    last: bool,
 }
 
 async fn chooser(
@@ -79,38 +76,219 @@ async fn chooser(
     check_binding(&headers, &handle)?;
     let now = state.clock.now();
     let h = handle.clone();
-    let (session, rp, available) = state
+    let (rp, available) = state
         .store
         .read_async(move |c| {
             let session = auth_session::load(c, &h, now)?;
             let rp = crate::rp::get(c, &session.request.rp_id)?;
-            let available = connectors_for(c, &rp.id)?;
-            Ok((session, rp, available))
+            let available = upstream::for_rp(c, &rp.id)?;
+            Ok((rp, available))
         })
         .await
         .map_err(expired)?;
-    let _ = session;
-    // Only the demo connector has a page today; the others arrive with their issue.
-    let Some(dev_connector) = available
-        .iter()
-        .find(|c| ConnectorKind::parse(&c.kind) == Some(ConnectorKind::Dev))
-    else {
+    if available.is_empty() {
         return Err(WebError::page_with(
             Error::Unavailable("no usable connector".into()),
             "error.no_connector.title",
             "error.no_connector.message",
         ));
+    }
+    let last = cookies::get(&headers, cookies::LAST_CONNECTOR_COOKIE);
+    let mut upstreams: Vec<Offered> = available
+        .iter()
+        .filter(|c| c.kind() != Some(ConnectorKind::Dev))
+        .map(|c| Offered {
+            name: c.display_name.clone(),
+            action: format!("/login/{handle}/{}", c.id),
+            last: last == Some(c.id.as_str()),
+        })
+        .collect();
+    // The browser's last choice first.
+    upstreams.sort_by_key(|o| !o.last);
+    let dev_connector = available
+        .iter()
+        .find(|c| c.kind() == Some(ConnectorKind::Dev));
+    let people = match dev_connector {
+        Some(c) => {
+            dev::DevConfig::parse(&c.config)
+                .map_err(Error::internal)?
+                .people
+        }
+        None => Vec::new(),
     };
-    let cfg = dev::DevConfig::parse(&dev_connector.config).map_err(Error::internal)?;
+    let dev_action = dev_connector.map(|c| format!("/login/{handle}/{}", c.id));
     let html = state.pages.render(
         "login_dev.html",
         &page_context(&headers, &uri),
-        context! { rp_name => rp.display_name, people => cfg.people, action => format!("/login/{handle}/{}", dev_connector.id) },
+        context! { rp_name => rp.display_name, upstreams, people, dev_action },
     )?;
     Ok(Html(html).into_response())
 }
 
-/// How a connector callback ended.
+/// The connector a login may use, or why not.
+async fn allowed(
+    state: &AppState,
+    handle: &str,
+    connector_id: &str,
+) -> Result<(auth_session::AuthSession, Connector), WebError> {
+    let now = state.clock.now();
+    let (h, id) = (handle.to_string(), connector_id.to_string());
+    let (session, connector) = state
+        .store
+        .read_async(move |c| {
+            let session = auth_session::load(c, &h, now)?;
+            let connector = upstream::for_rp(c, &session.request.rp_id)?
+                .into_iter()
+                .find(|x| x.id == id);
+            Ok((session, connector))
+        })
+        .await
+        .map_err(expired)?;
+    let connector = connector.ok_or_else(|| {
+        WebError::page(Error::invalid(
+            "connector",
+            "this sign-in method is not offered for this service",
+        ))
+    })?;
+    Ok((session, connector))
+}
+
+/// The person picked a connector: the demo one signs in at once; an OIDC one sends the
+/// browser to the provider, keeping nonce and PKCE verifier with the login.
+async fn choose(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((handle, connector_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    // Read as a form whatever the content type says: a button without fields posts nothing.
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    check_binding(&headers, &handle)?;
+    let (session, connector) = allowed(&state, &handle, &connector_id).await?;
+    let now = state.clock.now();
+    let mut res = match connector.kind() {
+        Some(ConnectorKind::Dev) => {
+            let cfg = dev::DevConfig::parse(&connector.config).map_err(Error::internal)?;
+            let chosen = form.get("national_id").map(|s| s.trim()).unwrap_or("");
+            let identity = dev::complete(&cfg, &connector.id, chosen, now);
+            return finish(&state, &headers, &handle, &connector.id, identity).await;
+        }
+        Some(ConnectorKind::Oidc) => {
+            let vault = state.vault()?;
+            let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
+            let (meta, _) = provider(&state, &up.issuer, false)
+                .await
+                .map_err(upstream_page)?;
+            let (url, pending) =
+                upstream_oidc::begin(&up, &meta, &handle, session.request.login_hint.as_deref())
+                    .map_err(upstream_page)?;
+            let saved = serde_json::to_string(&pending).map_err(Error::internal)?;
+            let (h, id) = (handle.clone(), connector.id.clone());
+            state
+                .store
+                .write_async(move |c| auth_session::set_connector(c, &h, &id, Some(&saved), now))
+                .await
+                .map_err(expired)?;
+            Redirect::to(&url).into_response()
+        }
+        _ => {
+            return Err(WebError::page(Error::invalid(
+                "connector",
+                "this sign-in method is not available yet",
+            )))
+        }
+    };
+    if let Some(c) = cookies::last_connector(&state.config, &connector.id) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+/// The provider's discovery document and keys (cached per node; `refresh` fetches again).
+async fn provider(
+    state: &AppState,
+    issuer: &str,
+    refresh: bool,
+) -> Result<(upstream_oidc::ProviderMetadata, Vec<serde_json::Value>), ConnectorError> {
+    let now = state.clock.now();
+    if !refresh {
+        if let Some(hit) = state.providers.get(issuer, now) {
+            return Ok(hit);
+        }
+    }
+    let meta = upstream_oidc::discover(&state.http, issuer, UPSTREAM_TIMEOUT).await?;
+    let keys = upstream_oidc::fetch_jwks(&state.http, &meta, UPSTREAM_TIMEOUT).await?;
+    state.providers.put(issuer, now, meta.clone(), keys.clone());
+    Ok((meta, keys))
+}
+
+/// The OIDC provider sends the browser back here with a code (or an error).
+async fn oidc_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(connector_id): Path<String>,
+    Query(cb): Query<Callback>,
+) -> Result<Response, WebError> {
+    let Some(handle) = cb.state.clone() else {
+        return Err(expired(Error::invalid("state", "missing")));
+    };
+    check_binding(&headers, &handle)?;
+    let now = state.clock.now();
+    let (session, connector) = allowed(&state, &handle, &connector_id).await?;
+    // The login must have gone to this very connector, and not come back before.
+    let pending: PendingLogin = match (&session.connector_id, &session.connector_state) {
+        (Some(id), Some(saved)) if *id == connector.id => {
+            serde_json::from_str(saved).map_err(Error::internal)?
+        }
+        _ => {
+            return Err(expired(Error::invalid(
+                "state",
+                "this sign-in did not go to that provider",
+            )))
+        }
+    };
+    let vault = state.vault()?;
+    let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
+    let outcome = async {
+        let (meta, keys) = provider(&state, &up.issuer, false).await?;
+        let tokens =
+            upstream_oidc::exchange(&state.http, &up, &meta, &cb, &pending, UPSTREAM_TIMEOUT)
+                .await?;
+        let id = |keys: Vec<serde_json::Value>| {
+            let (up, meta, tokens, pending, cid) = (&up, &meta, &tokens, &pending, &connector.id);
+            let http = &state.http;
+            async move {
+                upstream_oidc::identity(
+                    http,
+                    up,
+                    meta,
+                    &keys,
+                    tokens,
+                    pending,
+                    cid,
+                    now,
+                    UPSTREAM_TIMEOUT,
+                )
+                .await
+            }
+        };
+        match id(keys).await {
+            // Signed with a key this node has not seen: the provider rotated. Fetch its keys
+            // again, once.
+            Err(ConnectorError::Invalid(m)) if m.contains("no key with kid") => {
+                let (_, fresh) = provider(&state, &up.issuer, true).await?;
+                id(fresh).await
+            }
+            other => other,
+        }
+    }
+    .await;
+    finish(&state, &headers, &handle, &connector.id, outcome).await
+}
+
+/// How finishing a login ended.
 enum Step {
     SignedIn(
         crate::login::RpRequest,
@@ -125,63 +303,54 @@ enum Step {
         String,
     ),
     Refused(resolve::Refusal),
-    UpstreamFailed(crate::login::RpRequest, crate::rp::RelyingParty),
+    /// The upstream said no: the relying party hears it (AuthnFailed / access_denied).
+    UpstreamRefused(crate::login::RpRequest, crate::rp::RelyingParty),
+    /// The upstream's answer could not be trusted or did not come: the person sees a page.
+    UpstreamFailed(String),
 }
 
-#[derive(Debug, Deserialize)]
-struct DevForm {
-    national_id: String,
-}
-
-async fn callback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((handle, connector_id)): Path<(String, String)>,
-    Form(form): Form<DevForm>,
+/// Upstream identity → account → SSO session → answer, with the auth session consumed, in one
+/// transaction: a replayed callback finds the login already used.
+async fn finish(
+    state: &AppState,
+    headers: &HeaderMap,
+    handle: &str,
+    connector_id: &str,
+    identity: std::result::Result<UpstreamIdentity, ConnectorError>,
 ) -> Result<Response, WebError> {
-    check_binding(&headers, &handle)?;
     let now = state.clock.now();
-    let request_id = request_id_of(&headers);
+    let request_id = request_id_of(headers);
     let sso_ttl = state.config.sessions.sso_session_ttl.as_secs() as i64;
-    let oidc_ctx = crate::oidc::authorize::AnswerContext::of(&state, &headers)?;
-    let h = handle.clone();
-    // Connector → identity → account, the SSO session, and the auth session consumed: one
-    // transaction, so a replayed form finds the login already used.
+    let oidc_ctx = crate::oidc::authorize::AnswerContext::of(state, headers)?;
+    let (h, connector_id) = (handle.to_string(), connector_id.to_string());
     let outcome = state
         .store
         .write_async(move |c| {
             let session = auth_session::consume(c, &h, now)
                 .map_err(|e| Error::invalid("login", e.to_string()))?;
-            let connector = connectors_for(c, &session.request.rp_id)?
-                .into_iter()
-                .find(|x| x.id == connector_id)
-                .ok_or_else(|| Error::invalid("connector", "not allowed for this service"))?;
-            if ConnectorKind::parse(&connector.kind) != Some(ConnectorKind::Dev) {
-                return Err(Error::invalid(
-                    "connector",
-                    "this connector has no callback yet",
-                ));
-            }
-            let cfg = dev::DevConfig::parse(&connector.config).map_err(Error::internal)?;
-            let identity = match dev::complete(&cfg, &connector.id, form.national_id.trim(), now) {
+            let identity = match identity {
                 Ok(identity) => identity,
                 Err(e) => {
-                    // The upstream did not vouch for anyone: the SP hears AuthnFailed.
                     let event = Event::new("anonymous", "login")
-                        .target(connector.id.clone())
+                        .target(connector_id.clone())
                         .outcome(Outcome::Failure)
                         .detail(e.to_string())
                         .request(Some(request_id.clone()));
                     audit::record(c, &event, now)?;
-                    let rp = crate::rp::get(c, &session.request.rp_id)?;
-                    return Ok(Step::UpstreamFailed(session.request, rp));
+                    return Ok(match e {
+                        ConnectorError::Refused(_) => {
+                            let rp = crate::rp::get(c, &session.request.rp_id)?;
+                            Step::UpstreamRefused(session.request, rp)
+                        }
+                        other => Step::UpstreamFailed(other.to_string()),
+                    });
                 }
             };
             let account = match resolve::account_for(c, &identity, now)? {
                 Ok(a) => a,
                 Err(refusal) => {
                     let event = Event::new(format!("upstream:{}", identity.subject), "login")
-                        .target(connector.id.clone())
+                        .target(connector_id.clone())
                         .outcome(Outcome::Denied)
                         .detail(refusal.as_str())
                         .request(Some(request_id.clone()));
@@ -190,9 +359,9 @@ async fn callback(
                 }
             };
             let (cookie, sso_session) =
-                sso::start(c, &account.id, &connector.id, &identity.authn, sso_ttl, now)?;
+                sso::start(c, &account.id, &connector_id, &identity.authn, sso_ttl, now)?;
             let event = Event::new(format!("account:{}", account.id), "login")
-                .target(connector.id.clone())
+                .target(connector_id.clone())
                 .request(Some(request_id.clone()));
             audit::record(c, &event, now)?;
             let rp = crate::rp::get(c, &session.request.rp_id)?;
@@ -216,42 +385,13 @@ async fn callback(
             Error::Invalid { ref field, .. } if field == "login" => expired(e),
             other => WebError::page(other),
         })?;
-    let (request, rp, session, cookie) = match outcome {
-        Step::SignedIn(request, rp, session, cookie) => (request, rp, session, cookie),
-        Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
-        Step::OidcAnswered(request, outcome, cookie) => {
+    let mut res = match outcome {
+        Step::SignedIn(request, rp, session, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);
-            let mut res = crate::oidc::authorize::respond(&state, &request, outcome, set_sso)?;
-            if let Some(c) = cookies::clear_login(&state.config) {
-                res.headers_mut().append(header::SET_COOKIE, c);
-            }
-            return Ok(res);
-        }
-        Step::UpstreamFailed(request, rp) if matches!(request.answer, Answer::Oidc { .. }) => {
-            let _ = rp;
-            return crate::oidc::authorize::upstream_failed(&state, &request);
-        }
-        Step::UpstreamFailed(request, rp) => {
-            use crate::saml::response::{STATUS_AUTHN_FAILED, STATUS_RESPONDER};
-            return Ok(crate::saml::sso::error_answer(
-                &state,
-                &rp,
-                &request,
-                STATUS_RESPONDER,
-                Some(STATUS_AUTHN_FAILED),
-                "the sign-in did not succeed",
-                &headers,
-            )
-            .await?);
-        }
-    };
-    let set_sso = cookies::sso(&state.config, &cookie);
-    let mut res = match request.answer {
-        Answer::Saml { .. } => {
             let settings = crate::rp::saml::settings(&rp)?;
             crate::saml::sso::answer(
                 state.clone(),
-                &headers,
+                headers,
                 rp,
                 settings,
                 request,
@@ -260,16 +400,25 @@ async fn callback(
             )
             .await?
         }
-        Answer::Oidc { .. } => {
-            let settings = crate::rp::oidc::settings(&rp)?;
-            crate::oidc::authorize::answer(
-                state.clone(),
-                &headers,
-                rp,
-                settings,
-                request,
-                session,
-                set_sso,
+        Step::OidcAnswered(request, outcome, cookie) => {
+            let set_sso = cookies::sso(&state.config, &cookie);
+            crate::oidc::authorize::respond(state, &request, outcome, set_sso)?
+        }
+        Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
+        Step::UpstreamFailed(why) => return Err(upstream_page(why)),
+        Step::UpstreamRefused(request, _) if matches!(request.answer, Answer::Oidc { .. }) => {
+            crate::oidc::authorize::upstream_failed(state, &request)?
+        }
+        Step::UpstreamRefused(request, rp) => {
+            use crate::saml::response::{STATUS_AUTHN_FAILED, STATUS_RESPONDER};
+            crate::saml::sso::error_answer(
+                state,
+                &rp,
+                &request,
+                STATUS_RESPONDER,
+                Some(STATUS_AUTHN_FAILED),
+                "the sign-in did not succeed",
+                headers,
             )
             .await?
         }

@@ -47,6 +47,10 @@ pub struct AppState {
     pub vault: Option<Arc<fedhub_metadata::AtRestKey>>,
     /// Opened OIDC signing keys (by kid, which never changes meaning).
     pub oidc_signers: crate::oidc::token::SignerCache,
+    /// Upstream OpenID Providers' discovery documents and keys.
+    pub providers: crate::upstream::ProviderCache,
+    /// The client upstream calls use: no redirects (SSRF), bounded by `upstream_timeout`.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -63,6 +67,11 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             vault,
             oidc_signers: Default::default(),
+            providers: Default::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(Error::internal)?,
         })
     }
 

@@ -1,0 +1,294 @@
+//! Connectors as registered by the federation operator: which upstreams exist, their
+//! settings (secrets sealed with the at-rest key), whether they are enabled, and which
+//! relying parties may use them. The protocol logic lives in the `fedhub-connectors` crate.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use diesel::prelude::*;
+use fedhub_connectors::oidc::{self, ClaimNames, OidcUpstream, ProviderMetadata};
+use fedhub_connectors::ConnectorKind;
+use fedhub_metadata::AtRestKey;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::schema::{connectors as k, relying_parties, rp_connectors as rc};
+use crate::store::Db;
+
+/// A registered connector (settings as stored: secrets sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = crate::store::schema::connectors)]
+pub struct Connector {
+    pub id: String,
+    pub kind: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub config: String,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Connector {
+    pub fn kind(&self) -> Option<ConnectorKind> {
+        ConnectorKind::parse(&self.kind)
+    }
+}
+
+/// Stored settings of an OIDC connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, AES-256-GCM under the at-rest key (base64).
+    pub client_secret_sealed: String,
+    pub scopes: Vec<String>,
+    pub claim_names: ClaimNames,
+}
+
+/// A request to register an OIDC upstream (the national identity provider, say).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRegistration {
+    pub id: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub claim_names: Option<ClaimNames>,
+}
+
+/// Connector ids appear in URLs (`/connectors/{id}/callback`): a short slug.
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 40
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "id",
+            "1-40 lowercase letters, digits or '-' (it appears in URLs)",
+        ))
+    }
+}
+
+fn insert(
+    conn: &mut Db,
+    id: &str,
+    kind: ConnectorKind,
+    name: &str,
+    config: &str,
+    now: i64,
+) -> Result<Connector> {
+    let exists = k::table.find(id).count().get_result::<i64>(conn)? > 0;
+    if exists {
+        return Err(Error::Conflict {
+            field: "id".into(),
+            rule: format!("connector {id} already exists"),
+        });
+    }
+    diesel::insert_into(k::table)
+        .values((
+            k::id.eq(id),
+            k::kind.eq(kind.as_str()),
+            k::display_name.eq(name),
+            k::config.eq(config),
+            k::enabled.eq(true),
+            k::created_at.eq(now),
+            k::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
+    get(conn, id)
+}
+
+/// Registers an OIDC upstream; the secret is sealed before it is stored.
+pub fn add_oidc(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    reg: &OidcRegistration,
+    now: i64,
+) -> Result<Connector> {
+    check_id(&reg.id)?;
+    if reg.display_name.trim().is_empty() {
+        return Err(Error::invalid("display_name", "must not be empty"));
+    }
+    oidc::check_endpoint("issuer", &reg.issuer)
+        .map_err(|e| Error::invalid("issuer", e.to_string()))?;
+    if reg.client_id.trim().is_empty() {
+        return Err(Error::invalid("client_id", "must not be empty"));
+    }
+    if reg.client_secret.len() < 8 {
+        return Err(Error::invalid(
+            "client_secret",
+            "the secret the provider issued (at least 8 characters)",
+        ));
+    }
+    let scopes = reg
+        .scopes
+        .clone()
+        .unwrap_or_else(|| vec!["openid".into(), "profile".into()]);
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(Error::invalid("scopes", "must include openid"));
+    }
+    let sealed = vault
+        .seal(reg.id.as_bytes(), reg.client_secret.as_bytes())
+        .map_err(Error::internal)?;
+    let settings = OidcSettings {
+        issuer: reg.issuer.clone(),
+        client_id: reg.client_id.clone(),
+        client_secret_sealed: STANDARD.encode(sealed),
+        scopes,
+        claim_names: reg.claim_names.unwrap_or_default(),
+    };
+    let config = serde_json::to_string(&settings).map_err(Error::internal)?;
+    insert(
+        conn,
+        &reg.id,
+        ConnectorKind::Oidc,
+        reg.display_name.trim(),
+        &config,
+        now,
+    )
+}
+
+pub fn get(conn: &mut Db, id: &str) -> Result<Connector> {
+    k::table
+        .find(id)
+        .select(Connector::as_select())
+        .get_result(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found("connector", id))
+}
+
+pub fn list(conn: &mut Db) -> Result<Vec<Connector>> {
+    Ok(k::table
+        .select(Connector::as_select())
+        .order(k::id.asc())
+        .load(conn)?)
+}
+
+/// Enables or disables a connector (a disabled one is offered to no one).
+pub fn set_enabled(conn: &mut Db, id: &str, enabled: bool, now: i64) -> Result<Connector> {
+    let n = diesel::update(k::table.find(id))
+        .set((k::enabled.eq(enabled), k::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(Error::not_found("connector", id));
+    }
+    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
+    get(conn, id)
+}
+
+/// Sets which connectors a relying party offers (an empty list: every enabled one).
+pub fn allow_for_rp(conn: &mut Db, rp_id: &str, connector_ids: &[String]) -> Result<()> {
+    let rp_known = relying_parties::table
+        .find(rp_id)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !rp_known {
+        return Err(Error::not_found("relying party", rp_id));
+    }
+    for id in connector_ids {
+        get(conn, id)?;
+    }
+    diesel::delete(rc::table.filter(rc::rp_id.eq(rp_id))).execute(conn)?;
+    for id in connector_ids {
+        diesel::insert_into(rc::table)
+            .values((rc::rp_id.eq(rp_id), rc::connector_id.eq(id)))
+            .execute(conn)?;
+    }
+    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
+    Ok(())
+}
+
+/// Enabled connectors a relying party allows (all enabled ones when it lists none).
+pub fn for_rp(conn: &mut Db, rp_id: &str) -> Result<Vec<Connector>> {
+    let listed: Vec<String> = rc::table
+        .filter(rc::rp_id.eq(rp_id))
+        .select(rc::connector_id)
+        .load(conn)?;
+    Ok(list(conn)?
+        .into_iter()
+        .filter(|c| c.enabled && (listed.is_empty() || listed.contains(&c.id)))
+        .collect())
+}
+
+/// The OIDC upstream of a connector, its secret opened.
+pub fn oidc_upstream(c: &Connector, vault: &AtRestKey, base_url: &str) -> Result<OidcUpstream> {
+    let s: OidcSettings = serde_json::from_str(&c.config)
+        .map_err(|e| Error::Internal(format!("settings of connector {}: {e}", c.id)))?;
+    let sealed = STANDARD
+        .decode(&s.client_secret_sealed)
+        .map_err(Error::internal)?;
+    let secret = vault.open(c.id.as_bytes(), &sealed).map_err(|e| {
+        Error::Internal(format!(
+            "secret of connector {} cannot be opened: {e}",
+            c.id
+        ))
+    })?;
+    Ok(OidcUpstream {
+        issuer: s.issuer,
+        client_id: s.client_id,
+        client_secret: String::from_utf8(secret).map_err(Error::internal)?,
+        scopes: s.scopes,
+        claim_names: s.claim_names,
+        redirect_uri: format!("{base_url}/connectors/{}/callback", c.id),
+    })
+}
+
+/// Discovery documents and keys of upstream providers, per node, kept for five minutes (keys
+/// are fetched again at once when a token names a key not yet known).
+#[derive(Clone, Default)]
+pub struct ProviderCache(Arc<Mutex<HashMap<String, CachedProvider>>>);
+
+/// When it was fetched, the discovery document, the keys.
+type CachedProvider = (i64, ProviderMetadata, Vec<serde_json::Value>);
+
+/// How long discovery and keys are trusted before being fetched again.
+const PROVIDER_TTL: i64 = 300;
+
+impl ProviderCache {
+    pub fn get(
+        &self,
+        issuer: &str,
+        now: i64,
+    ) -> Option<(ProviderMetadata, Vec<serde_json::Value>)> {
+        let map = self.0.lock().ok()?;
+        let (at, meta, keys) = map.get(issuer)?;
+        (now - at < PROVIDER_TTL).then(|| (meta.clone(), keys.clone()))
+    }
+    pub fn put(
+        &self,
+        issuer: &str,
+        now: i64,
+        meta: ProviderMetadata,
+        keys: Vec<serde_json::Value>,
+    ) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(issuer.to_string(), (now, meta, keys));
+        }
+    }
+    pub fn forget(&self, issuer: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(issuer);
+        }
+    }
+}
+
+impl std::fmt::Debug for ProviderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderCache")
+    }
+}

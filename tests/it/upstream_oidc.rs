@@ -1,0 +1,398 @@
+//! The OIDC connector (the hub as a relying party of the national identity provider), end to
+//! end through the hub with a scripted provider on a loopback port. The scripted provider
+//! lets each test forge what a real one never would: tokens for another audience, expired,
+//! replayed, signed with another key or with alg none. (A real third-party provider, node
+//! oidc-provider, is in upstream_interop.rs.)
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use fedhub_metadata::jose::{JwsAlg, JwsSigner};
+use fedhub_metadata::keys::{generate, KeyAlg};
+use http::{header, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::oidc_support::*;
+use crate::sso::{get as get_req, send, Reply, CITIZEN};
+use crate::support::NOW;
+
+/// What the scripted provider puts in its ID token.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Good,
+    OtherAudience,
+    Expired,
+    WrongNonce,
+    OtherIssuer,
+    OtherKey,
+    AlgNone,
+    UnknownPerson,
+    UserinfoForSomeoneElse,
+}
+
+struct Op {
+    issuer: String,
+    mode: Mode,
+    nonce: String,
+    signer: JwsSigner,
+    other: JwsSigner,
+    jwk: Value,
+    token_calls: usize,
+}
+
+type Shared = Arc<Mutex<Op>>;
+
+async fn discovery(State(op): State<Shared>) -> Json<Value> {
+    let iss = op.lock().unwrap().issuer.clone();
+    Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/auth"),
+        "token_endpoint": format!("{iss}/token"),
+        "userinfo_endpoint": format!("{iss}/me"),
+        "jwks_uri": format!("{iss}/jwks"),
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+async fn jwks(State(op): State<Shared>) -> Json<Value> {
+    Json(json!({ "keys": [op.lock().unwrap().jwk.clone()] }))
+}
+
+async fn token(State(op): State<Shared>, headers: http::HeaderMap, body: String) -> Json<Value> {
+    let mut op = op.lock().unwrap();
+    op.token_calls += 1;
+    assert!(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Basic ")),
+        "the hub authenticates as a client"
+    );
+    assert!(body.contains("code_verifier="), "PKCE: {body}");
+    let now = NOW;
+    let mut claims = json!({
+        "iss": op.issuer,
+        "sub": "nidp-citizen-1",
+        "aud": "fedhub-hub",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": op.nonce,
+        "acr": "urn:vn:national-idp:level2",
+        "amr": ["pwd", "otp"],
+        "auth_time": now - 5,
+    });
+    match op.mode {
+        Mode::OtherAudience => claims["aud"] = json!("someone-else"),
+        Mode::Expired => claims["exp"] = json!(now - 3600),
+        Mode::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
+        Mode::OtherIssuer => claims["iss"] = json!("https://evil.example"),
+        _ => {}
+    }
+    let id_token = match op.mode {
+        Mode::OtherKey => op.other.sign(Some("JWT"), &claims).unwrap(),
+        Mode::AlgNone => format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ),
+        _ => op.signer.sign(Some("JWT"), &claims).unwrap(),
+    };
+    Json(json!({"access_token": "upstream-at", "token_type": "Bearer", "id_token": id_token}))
+}
+
+async fn userinfo(State(op): State<Shared>) -> Json<Value> {
+    let op = op.lock().unwrap();
+    let (sub, nid) = match op.mode {
+        Mode::UnknownPerson => ("nidp-citizen-1", "022195000999"),
+        Mode::UserinfoForSomeoneElse => ("nidp-other", CITIZEN),
+        _ => ("nidp-citizen-1", CITIZEN),
+    };
+    Json(json!({
+        "sub": sub,
+        "SoDinhDanh": nid,
+        "HoVaTen": "Nguyễn Văn An",
+        "SoDienThoai": "0912345678",
+        "LoaiTaiKhoan": "1",
+    }))
+}
+
+/// Starts the scripted provider; returns its shared state.
+async fn start_op() -> Shared {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let key = generate(KeyAlg::Rsa2048, "op", NOW, 30).unwrap();
+    let other = generate(KeyAlg::Rsa2048, "attacker", NOW, 30).unwrap();
+    let jwk = serde_json::to_value(
+        fedhub_metadata::jwk::from_certificate(&key.kid, KeyAlg::Rsa2048, &key.cert_der).unwrap(),
+    )
+    .unwrap();
+    let op = Arc::new(Mutex::new(Op {
+        issuer,
+        mode: Mode::Good,
+        nonce: String::new(),
+        signer: JwsSigner::new(&key.kid, JwsAlg::RS256, &key.private_der).unwrap(),
+        // The attacker's key claims the provider's kid.
+        other: JwsSigner::new(&key.kid, JwsAlg::RS256, &other.private_der).unwrap(),
+        jwk,
+        token_calls: 0,
+    }));
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/token", post(token))
+        .route("/me", get(userinfo))
+        .with_state(op.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    op
+}
+
+/// A hub whose gateway offers only the national identity provider `natl`.
+async fn hub_with_upstream(issuer: &str) -> OidcHub {
+    let hub = oidc_hub(default_registration());
+    let reg = fedhub::upstream::OidcRegistration {
+        id: "natl".into(),
+        display_name: "Tài khoản định danh điện tử quốc gia".into(),
+        issuer: issuer.into(),
+        client_id: "fedhub-hub".into(),
+        client_secret: "upstream-secret-1".into(),
+        scopes: Some(vec!["openid".into(), "profile".into()]),
+        claim_names: None,
+    };
+    let rp_id = hub.rp_id.clone();
+    hub.store
+        .write(|c| {
+            fedhub::upstream::add_oidc(c, &crate::support::vault(), &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, &rp_id, &["natl".to_string()])
+        })
+        .unwrap();
+    hub
+}
+
+/// The gateway's request → the chooser → the provider (scripted) → the hub's callback.
+/// Returns the callback's reply, the gateway's PKCE verifier and the login binding.
+async fn through_upstream(hub: &OidcHub, op: &Shared, mode: Mode) -> (Reply, String, String) {
+    let (verifier, challenge) = pkce();
+    let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let login = r.location().to_string();
+    let handle = login.trim_start_matches("/login/").to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let page = send(&hub.app, get_req(&login, &[("fedhub_login", &bind)])).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Tài khoản định danh điện tử quốc gia"),
+        "the chooser offers the provider"
+    );
+    assert!(
+        !page.body.contains("Người Lạ"),
+        "the demo connector is not offered"
+    );
+    let go = send(
+        &hub.app,
+        Request::post(format!("{login}/natl"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
+    let issuer = op.lock().unwrap().issuer.clone();
+    assert!(go.location().starts_with(&format!("{issuer}/auth?")));
+    assert_eq!(go.cookie("fedhub_last_connector").as_deref(), Some("natl"));
+    let q = query_of(go.location());
+    assert_eq!(q["state"], handle);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["client_id"], "fedhub-hub");
+    assert_eq!(
+        q["redirect_uri"],
+        "http://127.0.0.1:8080/connectors/natl/callback"
+    );
+    {
+        let mut op = op.lock().unwrap();
+        op.mode = mode;
+        op.nonce = q["nonce"].clone();
+    }
+    let cb = format!(
+        "/connectors/natl/callback?code=c1&state={handle}&iss={}",
+        enc(&issuer)
+    );
+    let back = send(&hub.app, get_req(&cb, &[("fedhub_login", &bind)])).await;
+    let _ = handle;
+    (back, verifier, bind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_signs_in_through_the_national_identity_provider() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (back, verifier, _) = through_upstream(&hub, &op, Mode::Good).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert!(back.location().starts_with(REDIRECT), "{}", back.location());
+    assert!(
+        back.cookie("fedhub_sso").is_some(),
+        "an SSO session started"
+    );
+    // The gateway's ID token names the person the provider vouched for (matched by national
+    // ID from the portal claim names), with the provider's acr and amr carried through.
+    let code = query_of(back.location())["code"].clone();
+    let tokens = hub.redeem(&code, &verifier).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["national_id"], CITIZEN);
+    assert_eq!(id["acr"], "urn:vn:national-idp:level2");
+    assert_eq!(id["amr"], json!(["pwd", "otp"]));
+    assert_eq!(id["auth_time"], NOW - 5);
+    let audit = hub.store.read(|c| fedhub::audit::tail(c, 20)).unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "login"
+            && e.target.as_deref() == Some("natl")
+            && e.outcome == "success"),
+        "the sign-in is audited with its connector"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_stale_upstream_answers_get_a_page_and_no_session() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    for (mode, why) in [
+        (Mode::OtherAudience, "another audience"),
+        (Mode::Expired, "expired"),
+        (Mode::WrongNonce, "nonce"),
+        (Mode::OtherIssuer, "another issuer"),
+        (Mode::OtherKey, "signature"),
+        (Mode::AlgNone, "none"),
+        (Mode::UserinfoForSomeoneElse, "another subject"),
+    ] {
+        let (back, _, _) = through_upstream(&hub, &op, mode).await;
+        assert_eq!(
+            back.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{mode:?}: {}",
+            back.body
+        );
+        assert!(
+            back.location().is_empty(),
+            "{mode:?}: nothing goes to the gateway"
+        );
+        assert!(back.cookie("fedhub_sso").is_none(), "{mode:?}: no session");
+        assert!(
+            back.body
+                .contains("Không đăng nhập được qua dịch vụ xác thực"),
+            "{mode:?}: a page that says what happened"
+        );
+        let last = hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+        let entry = &last[0];
+        assert_eq!(
+            (entry.action.as_str(), entry.outcome.as_str()),
+            ("login", "failure")
+        );
+        assert!(
+            entry.detail.as_deref().unwrap_or("").contains(why),
+            "{mode:?}: audited with the reason: {:?}",
+            entry.detail
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_the_directory_does_not_hold_is_refused_with_a_page() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (back, _, _) = through_upstream(&hub, &op, Mode::UnknownPerson).await;
+    assert_eq!(back.status, StatusCode::FORBIDDEN, "{}", back.body);
+    assert!(back.cookie("fedhub_sso").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_saying_no_reaches_the_gateway_as_access_denied() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (_verifier, challenge) = pkce();
+    let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
+    let login = r.location().to_string();
+    let handle = login.trim_start_matches("/login/").to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    send(
+        &hub.app,
+        Request::post(format!("{login}/natl"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let cb = format!(
+        "/connectors/natl/callback?error=access_denied&state={handle}&iss={}",
+        enc(&issuer)
+    );
+    let back = send(&hub.app, get_req(&cb, &[("fedhub_login", &bind)])).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let q = query_of(back.location());
+    assert!(back.location().starts_with(REDIRECT));
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "st-1");
+    assert_eq!(op.lock().unwrap().token_calls, 0, "no code was redeemed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_callback_or_another_browser_finds_the_login_used() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (back, _, bind) = through_upstream(&hub, &op, Mode::Good).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    let handle = bind.clone();
+    let cb = format!(
+        "/connectors/natl/callback?code=c1&state={handle}&iss={}",
+        enc(&issuer)
+    );
+    let calls = op.lock().unwrap().token_calls;
+    let again = send(&hub.app, get_req(&cb, &[("fedhub_login", &bind)])).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(again.cookie("fedhub_sso").is_none());
+    assert_eq!(
+        op.lock().unwrap().token_calls,
+        calls,
+        "nothing redeemed twice"
+    );
+    // A callback without the browser's binding cookie (login CSRF) is refused too.
+    let stolen = send(&hub.app, get_req(&cb, &[])).await;
+    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_gets_a_page_and_the_login_can_go_on() {
+    // A port nothing listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let hub = hub_with_upstream(&dead).await;
+    let (_verifier, challenge) = pkce();
+    let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let go = send(
+        &hub.app,
+        Request::post(format!("{login}/natl"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(go.status, StatusCode::SERVICE_UNAVAILABLE, "{}", go.body);
+    assert!(go
+        .body
+        .contains("Không đăng nhập được qua dịch vụ xác thực"));
+    // The login itself is still open: the chooser shows again.
+    let page = send(&hub.app, get_req(&login, &[("fedhub_login", &bind)])).await;
+    assert_eq!(page.status, StatusCode::OK);
+}
