@@ -71,6 +71,20 @@ pub enum Command {
     /// Upstream identity sources (the national identity provider, ...).
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Sign a certificate sign-in challenge with a key (for tests, and for agencies without
+    /// the vendor plug-in): reads the challenge (or its JSON request) on stdin, prints the
+    /// JSON answer to paste on the sign-in page.
+    SignChallenge {
+        /// PEM private key (with --chain).
+        #[arg(long, requires = "chain", conflicts_with = "p12")]
+        key: Option<PathBuf>,
+        /// PEM certificates, the signer's first.
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// A PKCS#12 (.p12/.pfx) file instead; its password from FEDHUB_P12_PASSWORD.
+        #[arg(long)]
+        p12: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +112,22 @@ pub enum ConnectorCommand {
         /// `portal` (SoDinhDanh, HoVaTen, ...; the default) or `standard` claim names.
         #[arg(long, value_enum)]
         claim_names: Option<ClaimNamesArg>,
+    },
+    /// Register sign-in with a government digital certificate on a USB token.
+    AddCertificate {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// PEM file of a trusted root CA (repeat for several).
+        #[arg(long = "trust-anchor", required = true)]
+        trust_anchors: Vec<PathBuf>,
+        /// PEM file of an intermediate CA (repeat), for tools that send only the leaf.
+        #[arg(long = "intermediate")]
+        intermediates: Vec<PathBuf>,
+        /// Accept certificates whose CRL cannot be fetched (default: refuse them).
+        #[arg(long)]
+        allow_unknown_revocation: bool,
     },
     /// List connectors.
     List,
@@ -387,6 +417,9 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
     if let Command::Demo(args) = cli.command {
         return demo::run(args, env);
     }
+    if let Command::SignChallenge { key, chain, p12 } = &cli.command {
+        return sign_challenge_cmd(key.as_deref(), chain.as_deref(), p12.as_deref(), env);
+    }
     let loaded = Config::load(cli.config.as_deref(), env)?;
     let config = loaded.config;
     let clock = SystemClock;
@@ -457,11 +490,63 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
         }
         Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
         Command::Connector(cmd) => connector_cmd(&config, cmd, &clock, &actor),
+        Command::SignChallenge { .. } => Ok(()),
         Command::Rp(cmd) => {
             rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Demo(_) => Ok(()),
     }
+}
+
+fn sign_challenge_cmd(
+    key: Option<&std::path::Path>,
+    chain: Option<&std::path::Path>,
+    p12: Option<&std::path::Path>,
+    env: &[(String, String)],
+) -> std::result::Result<(), Failure> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::invalid("stdin", e.to_string()))?;
+    // Either the page's JSON request or the bare challenge text.
+    let challenge =
+        match serde_json::from_str::<fedhub_connectors::certificate::SignRequest>(input.trim()) {
+            Ok(req) => req.challenge,
+            Err(_) => input.trim_end_matches(['\n', '\r']).to_string(),
+        };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| Error::invalid("file", format!("cannot read {}: {e}", p.display())))
+    };
+    let answer = match (key, chain, p12) {
+        (Some(key), Some(chain), None) => {
+            fedhub_connectors::certificate::sign_challenge(&challenge, &read(key)?, &read(chain)?)
+        }
+        (None, None, Some(p12)) => {
+            let password = env
+                .iter()
+                .find(|(k, _)| k == "FEDHUB_P12_PASSWORD")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            fedhub_connectors::certificate::sign_challenge_pkcs12(
+                &challenge,
+                &read(p12)?,
+                &password,
+            )
+        }
+        _ => {
+            return Err(Error::invalid("--key", "give --key and --chain, or --p12").into());
+        }
+    }
+    .map_err(|e| Error::invalid("challenge", e.to_string()))?;
+    println!(
+        "{}",
+        answer
+            .to_json()
+            .map_err(|e| Error::invalid("answer", e.to_string()))?
+    );
+    Ok(())
 }
 
 fn connector_cmd(
@@ -514,6 +599,42 @@ fn connector_cmd(
                 config.base_url(),
                 c.id
             );
+        }
+        ConnectorCommand::AddCertificate {
+            id,
+            name,
+            trust_anchors,
+            intermediates,
+            allow_unknown_revocation,
+        } => {
+            let read = |field: &str, paths: &[PathBuf]| -> Result<Vec<String>> {
+                paths
+                    .iter()
+                    .map(|p| {
+                        std::fs::read_to_string(p).map_err(|e| {
+                            Error::invalid(field, format!("cannot read {}: {e}", p.display()))
+                        })
+                    })
+                    .collect()
+            };
+            let mut cfg = fedhub_connectors::certificate::CertificateConfig::new(read(
+                "trust_anchor",
+                &trust_anchors,
+            )?);
+            cfg.intermediates_pem = read("intermediate", &intermediates)?;
+            if allow_unknown_revocation {
+                cfg.revocation = fedhub_connectors::certificate::RevocationPolicy::AllowUnknown;
+            }
+            let reg = crate::upstream::CertificateRegistration {
+                id: id.clone(),
+                display_name: name,
+                config: cfg,
+            };
+            let event = Event::new(actor, "connector.add_certificate").target(id.clone());
+            let c = audit::audited(&store, event, now, |c| {
+                crate::upstream::add_certificate(c, &reg, now)
+            })?;
+            println!("connector {} ({}) added", c.id, c.display_name);
         }
         ConnectorCommand::List => {
             for c in store.read(crate::upstream::list)? {

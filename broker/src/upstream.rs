@@ -162,6 +162,41 @@ pub fn add_oidc(
     )
 }
 
+/// A request to register the USB-token certificate connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRegistration {
+    pub id: String,
+    pub display_name: String,
+    #[serde(flatten)]
+    pub config: fedhub_connectors::certificate::CertificateConfig,
+}
+
+/// Registers a certificate connector: its trust anchors (the government CA roots) are checked
+/// now, so a bad PEM never reaches a sign-in.
+pub fn add_certificate(
+    conn: &mut Db,
+    reg: &CertificateRegistration,
+    now: i64,
+) -> Result<Connector> {
+    check_id(&reg.id)?;
+    if reg.display_name.trim().is_empty() {
+        return Err(Error::invalid("display_name", "must not be empty"));
+    }
+    reg.config
+        .check()
+        .map_err(|e| Error::invalid("trust_anchors_pem", e.to_string()))?;
+    let config = serde_json::to_string(&reg.config).map_err(Error::internal)?;
+    insert(
+        conn,
+        &reg.id,
+        ConnectorKind::Certificate,
+        reg.display_name.trim(),
+        &config,
+        now,
+    )
+}
+
 pub fn get(conn: &mut Db, id: &str) -> Result<Connector> {
     k::table
         .find(id)
@@ -290,5 +325,96 @@ impl ProviderCache {
 impl std::fmt::Debug for ProviderCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ProviderCache")
+    }
+}
+
+/// Certificate revocation lists fetched from the distribution points of trusted chains, per
+/// node, kept until their nextUpdate (at most a day).
+#[derive(Clone, Default)]
+pub struct CrlCache(Arc<Mutex<HashMap<String, CachedCrl>>>);
+
+/// Valid until (Unix seconds), DER.
+type CachedCrl = (i64, Vec<u8>);
+
+/// Longest a CRL is kept without fetching it again.
+const CRL_MAX_AGE: i64 = 86_400;
+/// Largest CRL accepted.
+const CRL_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+impl CrlCache {
+    /// The CRLs at `urls`: cached ones still current, the others fetched now. A CRL that
+    /// cannot be fetched is left out; the connector's revocation policy then decides (by
+    /// default, fail closed).
+    pub async fn get(
+        &self,
+        http: &reqwest::Client,
+        urls: &[String],
+        now: i64,
+        timeout: std::time::Duration,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for url in urls {
+            let cached = self
+                .0
+                .lock()
+                .ok()
+                .and_then(|m| m.get(url).filter(|(until, _)| *until > now).cloned());
+            if let Some((_, der)) = cached {
+                out.push(der);
+                continue;
+            }
+            match fetch_crl(http, url, timeout).await {
+                Ok(der) => {
+                    let until = fedhub_connectors::certificate::crl_info(&der)
+                        .ok()
+                        .and_then(|i| i.next_update)
+                        .unwrap_or(now + CRL_MAX_AGE)
+                        .min(now + CRL_MAX_AGE);
+                    if let Ok(mut m) = self.0.lock() {
+                        m.insert(url.clone(), (until, der.clone()));
+                    }
+                    out.push(der);
+                }
+                Err(e) => tracing::warn!(crl = %url, error = %e, "CRL not available"),
+            }
+        }
+        out
+    }
+}
+
+async fn fetch_crl(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: std::time::Duration,
+) -> std::result::Result<Vec<u8>, String> {
+    let res = http
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("answered {}", res.status()));
+    }
+    let body = res.bytes().await.map_err(|e| e.to_string())?;
+    if body.len() > CRL_MAX_BYTES {
+        return Err("too large".into());
+    }
+    // A PEM CRL is accepted too.
+    let text = String::from_utf8_lossy(&body);
+    if let Some(b64) = text
+        .split("-----BEGIN X509 CRL-----")
+        .nth(1)
+        .and_then(|r| r.split("-----END X509 CRL-----").next())
+    {
+        let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+        return STANDARD.decode(clean).map_err(|e| e.to_string());
+    }
+    Ok(body.to_vec())
+}
+
+impl std::fmt::Debug for CrlCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrlCache")
     }
 }

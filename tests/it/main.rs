@@ -17,4 +17,5 @@ mod sp;
 mod sso;
 mod store;
 mod support;
+mod upstream_certificate;
 mod upstream_oidc;

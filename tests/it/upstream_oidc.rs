@@ -273,7 +273,7 @@ async fn forged_or_stale_upstream_answers_get_a_page_and_no_session() {
         let (back, _, _) = through_upstream(&hub, &op, mode).await;
         assert_eq!(
             back.status,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::BAD_REQUEST,
             "{mode:?}: {}",
             back.body
         );

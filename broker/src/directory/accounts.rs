@@ -220,6 +220,17 @@ pub fn get(conn: &mut Db, id: &str) -> Result<Account> {
         .ok_or_else(|| Error::not_found("account", id))
 }
 
+/// The organisation registered with this tax code (an organisation's certificate carries
+/// `UID=MST:`).
+pub fn by_tax_code(conn: &mut Db, tax_code: &str) -> Result<Option<Account>> {
+    Ok(ac::accounts
+        .filter(ac::tax_code.eq(tax_code))
+        .filter(ac::kind.eq("organisation"))
+        .select(Account::as_select())
+        .get_result(conn)
+        .optional()?)
+}
+
 pub fn by_national_id(conn: &mut Db, national_id: &str) -> Result<Option<Account>> {
     Ok(ac::accounts
         .filter(ac::national_id.eq(national_id))

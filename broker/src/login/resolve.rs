@@ -38,8 +38,8 @@ impl Refusal {
     }
 }
 
-/// The account an upstream identity belongs to: by an existing link, else by national ID
-/// (then linked, so later sign-ins need no lookup by attribute).
+/// The account an upstream identity belongs to: by an existing link, else by national ID or
+/// (organisations) tax code, then linked, so later sign-ins need no lookup by attribute.
 pub fn account_for(
     conn: &mut Db,
     id: &UpstreamIdentity,
@@ -66,12 +66,21 @@ pub fn account_for(
             accounts::get(conn, &account_id)?
         }
         None => {
-            let Some(account) = id
+            // A person by national ID; an organisation (its certificate's UID=MST:) by tax code.
+            let by_person = id
                 .attribute("national_id")
                 .map(|nid| accounts::by_national_id(conn, nid))
                 .transpose()?
-                .flatten()
-            else {
+                .flatten();
+            let found = match by_person {
+                Some(a) => Some(a),
+                None => id
+                    .attribute("tax_code")
+                    .map(|mst| accounts::by_tax_code(conn, mst))
+                    .transpose()?
+                    .flatten(),
+            };
+            let Some(account) = found else {
                 return Ok(Err(Refusal::UnknownAccount));
             };
             // Two first sign-ins of one person at once (two nodes, or PostgreSQL's row locks

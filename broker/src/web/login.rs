@@ -10,6 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use fedhub_connectors::certificate::{
+    self, CertificateConfig, Challenge, SignRequest, SignedChallenge,
+};
 use fedhub_connectors::oidc::{self as upstream_oidc, Callback, PendingLogin};
 use fedhub_connectors::{dev, ConnectorError, ConnectorKind, UpstreamIdentity};
 use http::{header, HeaderMap};
@@ -30,6 +33,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/{handle}", get(chooser))
         .route("/login/{handle}/{connector}", post(choose))
+        .route(
+            "/login/{handle}/{connector}/answer",
+            post(certificate_answer),
+        )
         .route("/connectors/{connector}/callback", get(oidc_callback))
 }
 
@@ -41,12 +48,14 @@ fn expired(e: Error) -> WebError {
     )
 }
 
-fn upstream_page(e: impl std::fmt::Display) -> WebError {
-    WebError::page_with(
-        Error::Unavailable(e.to_string()),
-        "error.upstream.title",
-        "error.upstream.message",
-    )
+/// A page for an upstream failure: an answer that cannot be trusted says why (400, e.g. "the
+/// certificate has expired"); an upstream that did not answer is a 503.
+fn upstream_page(e: ConnectorError) -> WebError {
+    let error = match e {
+        ConnectorError::Invalid(m) | ConnectorError::Refused(m) => Error::invalid("sign-in", m),
+        other => Error::Unavailable(other.to_string()),
+    };
+    WebError::page_with(error, "error.upstream.title", "error.upstream.message")
 }
 
 /// The login must continue in the browser that started it.
@@ -193,6 +202,39 @@ async fn choose(
                 .map_err(expired)?;
             Redirect::to(&url).into_response()
         }
+        Some(ConnectorKind::Certificate) => {
+            // A fresh single-use challenge for the token to sign, kept with the login.
+            let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
+            let challenge =
+                Challenge::issue(&cfg, &state.config.base_url(), now).map_err(Error::internal)?;
+            let text = challenge.to_signing_string();
+            let (h, id, saved) = (handle.clone(), connector.id.clone(), text.clone());
+            state
+                .store
+                .write_async(move |c| auth_session::set_connector(c, &h, &id, Some(&saved), now))
+                .await
+                .map_err(expired)?;
+            let rp_id = session.request.rp_id.clone();
+            let rp = state
+                .store
+                .read_async(move |c| crate::rp::get(c, &rp_id))
+                .await?;
+            let sign_request =
+                serde_json::to_string(&SignRequest { challenge: text }).map_err(Error::internal)?;
+            let page = super::page_context_for(&headers, "/login");
+            let html = state.pages.render(
+                "login_certificate.html",
+                &page,
+                context! {
+                    rp_name => rp.display_name,
+                    connector_name => connector.display_name,
+                    sign_request,
+                    expires => crate::clock::rfc3339(challenge.expires_at),
+                    action => format!("/login/{handle}/{}/answer", connector.id),
+                },
+            )?;
+            Html(html).into_response()
+        }
         _ => {
             return Err(WebError::page(Error::invalid(
                 "connector",
@@ -204,6 +246,52 @@ async fn choose(
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
+}
+
+/// The signing tool's answer to the challenge: the chain must lead to a configured government
+/// CA, not be revoked (CRLs from the trusted chain's distribution points), and the signature
+/// must be over this login's challenge.
+async fn certificate_answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((handle, connector_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    check_binding(&headers, &handle)?;
+    let (session, connector) = allowed(&state, &handle, &connector_id).await?;
+    let expected = match (&session.connector_id, &session.connector_state) {
+        (Some(id), Some(saved)) if *id == connector.id => saved.clone(),
+        _ => {
+            return Err(expired(Error::invalid(
+                "challenge",
+                "no challenge was issued for this sign-in",
+            )))
+        }
+    };
+    let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
+    let answer_text: String = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "answer")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let now = state.clock.now();
+    let identity = match SignedChallenge::from_json(answer_text.trim()) {
+        Ok(answer) => {
+            let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
+            let crls = state
+                .crls
+                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .await;
+            certificate::verify(&cfg, &expected, &answer, &crls, now, &connector.id)
+        }
+        Err(e) => Err(e),
+    };
+    // A certificate that is expired, revoked, untrusted or signed something else is the
+    // person's problem to see, not the relying party's: show why.
+    let identity = identity.map_err(|e| match e {
+        ConnectorError::Refused(m) | ConnectorError::Invalid(m) => ConnectorError::Invalid(m),
+        other => other,
+    });
+    finish(&state, &headers, &handle, &connector.id, identity).await
 }
 
 /// The provider's discovery document and keys (cached per node; `refresh` fetches again).
@@ -306,7 +394,7 @@ enum Step {
     /// The upstream said no: the relying party hears it (AuthnFailed / access_denied).
     UpstreamRefused(crate::login::RpRequest, crate::rp::RelyingParty),
     /// The upstream's answer could not be trusted or did not come: the person sees a page.
-    UpstreamFailed(String),
+    UpstreamFailed(ConnectorError),
 }
 
 /// Upstream identity → account → SSO session → answer, with the auth session consumed, in one
@@ -342,7 +430,7 @@ async fn finish(
                             let rp = crate::rp::get(c, &session.request.rp_id)?;
                             Step::UpstreamRefused(session.request, rp)
                         }
-                        other => Step::UpstreamFailed(other.to_string()),
+                        other => Step::UpstreamFailed(other),
                     });
                 }
             };

@@ -49,6 +49,8 @@ pub struct AppState {
     pub oidc_signers: crate::oidc::token::SignerCache,
     /// Upstream OpenID Providers' discovery documents and keys.
     pub providers: crate::upstream::ProviderCache,
+    /// CRLs of the government CAs, fetched from trusted chains' distribution points.
+    pub crls: crate::upstream::CrlCache,
     /// The client upstream calls use: no redirects (SSRF), bounded by `upstream_timeout`.
     pub http: reqwest::Client,
 }
@@ -68,6 +70,7 @@ impl AppState {
             vault,
             oidc_signers: Default::default(),
             providers: Default::default(),
+            crls: Default::default(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

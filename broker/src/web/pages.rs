@@ -83,6 +83,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/login_dev.html"),
     ),
     (
+        "login_certificate.html",
+        include_str!("../../../templates/login_certificate.html"),
+    ),
+    (
         "saml_post.html",
         include_str!("../../../templates/saml_post.html"),
     ),

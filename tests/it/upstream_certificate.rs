@@ -1,0 +1,378 @@
+//! Signing in with a government digital certificate (USB token) through the hub: a test CA
+//! made here (root, citizen and organisation certificates, a CRL served on loopback), the
+//! hub's challenge page, the signing tool (the same signer `fedhub sign-challenge` uses), and
+//! every refusal a person can meet: revoked, expired, untrusted, unknown revocation status,
+//! a signature over another challenge, a replayed answer.
+
+use std::sync::{Arc, Mutex};
+
+use axum::routing::get;
+use axum::Router;
+use fedhub_connectors::certificate::{sign_challenge, CertificateConfig, SignRequest};
+use http::{header, Request, StatusCode};
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+use openssl::x509::{X509Builder, X509NameBuilder, X509};
+
+use crate::oidc_support::*;
+use crate::sso::{get as get_req, send, Reply, CITIZEN};
+use crate::support::NOW;
+
+fn key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+struct Ca {
+    key: PKey<Private>,
+    cert: X509,
+    crl_url: String,
+}
+
+fn name(cn: &str, uid: Option<&str>) -> openssl::x509::X509Name {
+    let mut n = X509NameBuilder::new().unwrap();
+    n.append_entry_by_text("C", "VN").unwrap();
+    n.append_entry_by_text("O", "Ban Cơ yếu Chính phủ (thử nghiệm)")
+        .unwrap();
+    n.append_entry_by_text("CN", cn).unwrap();
+    if let Some(uid) = uid {
+        n.append_entry_by_nid(Nid::USERID, uid).unwrap();
+    }
+    n.build()
+}
+
+fn ca(crl_url: &str) -> Ca {
+    let key = key();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(1).unwrap()).unwrap())
+        .unwrap();
+    let n = name("Test Root CA G2", None);
+    b.set_subject_name(&n).unwrap();
+    b.set_issuer_name(&n).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(NOW - 86_400 * 365).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(NOW + 86_400 * 3650).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    Ca {
+        key,
+        cert: b.build(),
+        crl_url: crl_url.to_string(),
+    }
+}
+
+/// A leaf for signing in; returns (key PEM, chain PEM).
+fn leaf(ca: &Ca, serial: u32, uid: &str, not_after: i64) -> (Vec<u8>, Vec<u8>) {
+    let key = key();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(serial).unwrap()).unwrap())
+        .unwrap();
+    b.set_subject_name(&name("Nguyễn Văn An", Some(uid)))
+        .unwrap();
+    b.set_issuer_name(ca.cert.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(NOW - 86_400 * 30).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .non_repudiation()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
+        .unwrap();
+    let ctx = b.x509v3_context(Some(&ca.cert), None);
+    #[allow(deprecated)]
+    let cdp = openssl::x509::X509Extension::new_nid(
+        None,
+        Some(&ctx),
+        Nid::CRL_DISTRIBUTION_POINTS,
+        &format!("URI:{}", ca.crl_url),
+    )
+    .unwrap();
+    b.append_extension(cdp).unwrap();
+    b.sign(&ca.key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    let mut chain = cert.to_pem().unwrap();
+    chain.extend(ca.cert.to_pem().unwrap());
+    (key.private_key_to_pem_pkcs8().unwrap(), chain)
+}
+
+/// A CRL of `ca` listing `revoked` serials, PEM.
+fn crl(ca: &Ca, revoked: &[u32]) -> Vec<u8> {
+    // Built with the openssl command line: the crate has no CRL builder.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    std::fs::write(p("ca.pem"), ca.cert.to_pem().unwrap()).unwrap();
+    std::fs::write(p("ca.key"), ca.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let mut index = String::new();
+    for s in revoked {
+        index.push_str(&format!(
+            "R\t491231235959Z\t260101000000Z\t{s:02X}\tunknown\t/CN=x\n"
+        ));
+    }
+    std::fs::write(p("index.txt"), index).unwrap();
+    std::fs::write(p("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        p("ca.cnf"),
+        format!(
+            "[ca]\ndefault_ca=t\n[t]\ndatabase={}\ncrlnumber={}\ndefault_md=sha256\ndefault_crl_days=30\n",
+            p("index.txt").display(),
+            p("crlnumber").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["ca", "-gencrl", "-batch", "-config"])
+        .arg(p("ca.cnf"))
+        .arg("-cert")
+        .arg(p("ca.pem"))
+        .arg("-keyfile")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("crl.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Served as PEM, as some CAs publish it: the hub reads both forms.
+    std::fs::read(p("crl.pem")).unwrap()
+}
+
+/// Serves the CRL currently in `body` at `/root.crl`; returns its URL.
+async fn crl_server(body: Arc<Mutex<Option<Vec<u8>>>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/root.crl", listener.local_addr().unwrap());
+    let app = Router::new().route(
+        "/root.crl",
+        get(move || {
+            let body = body.clone();
+            async move {
+                match body.lock().unwrap().clone() {
+                    Some(b) => (StatusCode::OK, b),
+                    None => (StatusCode::NOT_FOUND, Vec::new()),
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+struct Setup {
+    hub: OidcHub,
+    ca: Ca,
+    crl: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+async fn setup() -> Setup {
+    let served = Arc::new(Mutex::new(None));
+    let url = crl_server(served.clone()).await;
+    let ca = ca(&url);
+    *served.lock().unwrap() = Some(crl(&ca, &[66]));
+    let hub = oidc_hub(default_registration());
+    let reg = fedhub::upstream::CertificateRegistration {
+        id: "usb".into(),
+        display_name: "USB ký số".into(),
+        config: CertificateConfig::new(vec![String::from_utf8(ca.cert.to_pem().unwrap()).unwrap()]),
+    };
+    let rp_id = hub.rp_id.clone();
+    hub.store
+        .write(|c| {
+            fedhub::upstream::add_certificate(c, &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, &rp_id, &["usb".to_string()])
+        })
+        .unwrap();
+    Setup {
+        hub,
+        ca,
+        crl: served,
+    }
+}
+
+/// Gateway request → chooser → the challenge page. Returns (challenge, answer action,
+/// binding cookie, PKCE verifier).
+async fn challenge_page(hub: &OidcHub) -> (String, String, String, String) {
+    let (verifier, challenge) = pkce();
+    let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let page = send(
+        &hub.app,
+        Request::post(format!("{login}/usb"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("USB ký số"));
+    // The sign request as the page shows it (HTML-escaped JSON in a read-only textarea).
+    let start = page.body.find("data-sign-request>").unwrap() + "data-sign-request>".len();
+    let end = page.body[start..].find("</textarea>").unwrap() + start;
+    let json = html_unescape(&page.body[start..end]);
+    let req: SignRequest = serde_json::from_str(&json).unwrap();
+    let action_at = page.body.find("action=\"").unwrap() + 8;
+    let action_end = page.body[action_at..].find('"').unwrap() + action_at;
+    let action = html_unescape(&page.body[action_at..action_end]);
+    (req.challenge, action, bind, verifier)
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+async fn answer(hub: &OidcHub, action: &str, bind: &str, answer_json: &str) -> Reply {
+    let body = format!(
+        "answer={}",
+        url::form_urlencoded::byte_serialize(answer_json.as_bytes()).collect::<String>()
+    );
+    send(
+        &hub.app,
+        Request::post(action)
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_signs_in_with_a_usb_token() {
+    let s = setup().await;
+    let (challenge, action, bind, verifier) = challenge_page(&s.hub).await;
+    let (key, chain) = leaf(&s.ca, 10, &format!("CCCD:{CITIZEN}"), NOW + 86_400 * 365);
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let back = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert!(back.location().starts_with(REDIRECT));
+    let code = query_of(back.location())["code"].clone();
+    let tokens = s.hub.redeem(&code, &verifier).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["national_id"], CITIZEN, "matched by UID=CCCD:");
+    assert_eq!(id["acr"], "urn:fedhub:acr:certificate");
+    // The same answer again finds the login used.
+    let again = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.cookie("fedhub_sso").is_none());
+}
+
+/// Makes the signing tool's answer for a challenge.
+type Answerer<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_certificates_and_signatures_get_a_page_saying_why() {
+    let s = setup().await;
+    let other_ca = ca("http://127.0.0.1:9/none.crl");
+    let cases: Vec<(&str, Answerer)> = vec![
+        (
+            "revoked",
+            Box::new(|c: &str| {
+                let (k, ch) = leaf(&s.ca, 66, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+                sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
+            }),
+        ),
+        (
+            "expired",
+            Box::new(|c: &str| {
+                let (k, ch) = leaf(&s.ca, 11, &format!("CCCD:{CITIZEN}"), NOW - 60);
+                sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
+            }),
+        ),
+        (
+            "authority",
+            Box::new(|c: &str| {
+                let (k, ch) = leaf(&other_ca, 12, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+                sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
+            }),
+        ),
+        (
+            "signature",
+            Box::new(|c: &str| {
+                let (k, ch) = leaf(&s.ca, 13, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+                let mut signed = sign_challenge(c, &k, &ch).unwrap();
+                // Signed over a different challenge, presented as this one.
+                let different = {
+                    let mut parts: Vec<&str> = c.split('\n').collect();
+                    let nonce = "A".repeat(43);
+                    parts[2] = &nonce;
+                    sign_challenge(&parts.join("\n"), &k, &ch)
+                        .unwrap()
+                        .signature
+                };
+                signed.signature = different;
+                signed.to_json().unwrap()
+            }),
+        ),
+        (
+            "not a signed challenge",
+            Box::new(|_: &str| "{}".to_string()),
+        ),
+    ];
+    for (why, make) in cases {
+        let (challenge, action, bind, _) = challenge_page(&s.hub).await;
+        let back = answer(&s.hub, &action, &bind, &make(&challenge)).await;
+        assert_eq!(back.status, StatusCode::BAD_REQUEST, "{why}: {}", back.body);
+        assert!(back.cookie("fedhub_sso").is_none(), "{why}: no session");
+        assert!(
+            back.body.to_lowercase().contains(why),
+            "{why}: the page says why: {}",
+            back.body
+        );
+        let last = s.hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+        assert_eq!(
+            (last[0].action.as_str(), last[0].outcome.as_str()),
+            ("login", "failure"),
+            "{why}: audited"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_crl_fails_closed() {
+    let s = setup().await;
+    *s.crl.lock().unwrap() = None;
+    let (challenge, action, bind, _) = challenge_page(&s.hub).await;
+    let (key, chain) = leaf(&s.ca, 20, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let back = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(back.status, StatusCode::BAD_REQUEST, "{}", back.body);
+    assert!(
+        back.body.contains("revocation status unknown"),
+        "{}",
+        back.body
+    );
+}
