@@ -333,3 +333,91 @@ fn serve_refuses_an_at_rest_key_that_cannot_open_the_signing_keys() {
     assert_eq!(list.iter().filter(|k| k.state == "next").count(), 1);
     assert!(list.iter().all(|k| k.state != "previous"));
 }
+
+#[test]
+fn connectors_are_registered_checked_and_their_secrets_sealed() {
+    let s = Scratch::new();
+    let mut env = s.env();
+    env.push(("FEDHUB_KEYS_AT_REST_KEY".into(), fedhub_metadata_key()));
+    s.run_env(&["migrate"], env.clone()).unwrap();
+    let secret = s.file("secret.txt", "upstream-client-secret-42\n");
+    let add = |issuer: &str, id: &str| {
+        s.run_env(
+            &[
+                "connector",
+                "add-oidc",
+                "--id",
+                id,
+                "--name",
+                "Tài khoản định danh điện tử",
+                "--issuer",
+                issuer,
+                "--client-id",
+                "fedhub",
+                "--client-secret-file",
+                &secret,
+            ],
+            env.clone(),
+        )
+    };
+    assert_eq!(
+        invalid_field(add("http://id.example.gov.vn", "vneid")),
+        "issuer"
+    );
+    assert_eq!(
+        invalid_field(add("https://id.example.gov.vn", "VNeID!")),
+        "id"
+    );
+    add("https://id.example.gov.vn", "vneid").unwrap();
+    match add("https://id.example.gov.vn", "vneid") {
+        Err(Failure::App(Error::Conflict { field, .. })) => assert_eq!(field, "id"),
+        other => panic!("{other:?}"),
+    }
+    let stored = s
+        .store()
+        .read(|c| fedhub::upstream::get(c, "vneid"))
+        .unwrap();
+    assert!(
+        !stored.config.contains("upstream-client-secret-42"),
+        "the client secret is stored sealed"
+    );
+    // It opens with the at-rest key, and the redirect URI to register is the hub's.
+    let up = fedhub::upstream::oidc_upstream(
+        &stored,
+        &fedhub_metadata::AtRestKey::from_base64(&fedhub_metadata_key()).unwrap(),
+        "http://127.0.0.1:8080",
+    )
+    .unwrap();
+    assert_eq!(up.client_secret, "upstream-client-secret-42");
+    assert_eq!(
+        up.redirect_uri,
+        "http://127.0.0.1:8080/connectors/vneid/callback"
+    );
+    // A certificate connector needs real trust anchors.
+    let not_pem = s.file("root.pem", "not a certificate");
+    let r = s.run_env(
+        &[
+            "connector",
+            "add-certificate",
+            "--id",
+            "usb",
+            "--name",
+            "USB ký số",
+            "--trust-anchor",
+            &not_pem,
+        ],
+        env.clone(),
+    );
+    assert_eq!(invalid_field(r), "trust_anchors_pem");
+    s.run_env(&["connector", "disable", "vneid"], env.clone())
+        .unwrap();
+    let stored = s
+        .store()
+        .read(|c| fedhub::upstream::get(c, "vneid"))
+        .unwrap();
+    assert!(!stored.enabled);
+    match s.run_env(&["connector", "disable", "nope"], env.clone()) {
+        Err(Failure::App(Error::NotFound { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+}
