@@ -18,4 +18,5 @@ mod sso;
 mod store;
 mod support;
 mod upstream_certificate;
+mod upstream_interop;
 mod upstream_oidc;
