@@ -396,3 +396,77 @@ async fn an_unreachable_provider_gets_a_page_and_the_login_can_go_on() {
     let page = send(&hub.app, get_req(&login, &[("fedhub_login", &bind)])).await;
     assert_eq!(page.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_may_name_the_provider_with_idp_hint() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    for (hint, straight) in [("natl", true), ("somewhere-else", false)] {
+        let (_verifier, challenge) = pkce();
+        let r = send(
+            &hub.app,
+            get_req(
+                &hub.authorize_uri(&challenge, &format!("&idp_hint={hint}")),
+                &[],
+            ),
+        )
+        .await;
+        let login = r.location().to_string();
+        let bind = r.cookie("fedhub_login").unwrap();
+        let page = send(&hub.app, get_req(&login, &[("fedhub_login", &bind)])).await;
+        if straight {
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+            assert!(
+                page.location().starts_with(&format!("{issuer}/auth?")),
+                "no chooser: straight to the provider"
+            );
+        } else {
+            assert_eq!(
+                page.status,
+                StatusCode::OK,
+                "an unknown hint shows the chooser"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chooser_offers_the_last_choice_first() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    // Offer the demo people too, then come back with the provider remembered.
+    let rp_id = hub.rp_id.clone();
+    hub.store
+        .write(|c| fedhub::upstream::allow_for_rp(c, &rp_id, &["natl".into(), "dev".into()]))
+        .unwrap();
+    let (_verifier, challenge) = pkce();
+    let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let fresh = send(&hub.app, get_req(&login, &[("fedhub_login", &bind)])).await;
+    assert!(!fresh.body.contains("lần trước bạn đã dùng"));
+    assert!(
+        fresh.body.contains("Người Lạ"),
+        "the demo people are offered"
+    );
+    let back = send(
+        &hub.app,
+        get_req(
+            &login,
+            &[("fedhub_login", &bind), ("fedhub_last_connector", "natl")],
+        ),
+    )
+    .await;
+    assert!(back.body.contains("lần trước bạn đã dùng"), "{}", back.body);
+    let en = send(
+        &hub.app,
+        get_req(
+            &format!("{login}?lang=en"),
+            &[("fedhub_login", &bind), ("fedhub_last_connector", "natl")],
+        ),
+    )
+    .await;
+    assert!(en.body.contains("what you used last time"));
+}

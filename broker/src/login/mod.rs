@@ -44,4 +44,8 @@ pub struct RpRequest {
     /// Who the relying party expects (OIDC login_hint): offered first on the login page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// The connector the relying party asks for (OIDC `idp_hint`): the chooser is skipped
+    /// when that connector is offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_hint: Option<String>,
 }

@@ -285,6 +285,7 @@ fn check(
         force_authn: prompts.contains(&"login") || prompts.contains(&"select_account"),
         is_passive: prompts.contains(&"none"),
         login_hint: p.get("login_hint").cloned().filter(|h| h.len() <= 256),
+        connector_hint: p.get("idp_hint").cloned().filter(|h| h.len() <= 64),
     };
     Ok(Ok(Checked {
         rp,

@@ -184,6 +184,7 @@ async fn handle(
         force_authn: req.force_authn.unwrap_or(false),
         is_passive: req.is_passive.unwrap_or(false),
         login_hint: None,
+        connector_hint: None,
     };
     start_or_answer(state, &headers, rp, settings, request).await
 }
@@ -578,6 +579,7 @@ pub async fn idp_initiated(
         force_authn: false,
         is_passive: false,
         login_hint: None,
+        connector_hint: None,
     };
     start_or_answer(state, &headers, rp, settings, request).await
 }

@@ -85,16 +85,25 @@ async fn chooser(
     check_binding(&headers, &handle)?;
     let now = state.clock.now();
     let h = handle.clone();
-    let (rp, available) = state
+    let (session, rp, available) = state
         .store
         .read_async(move |c| {
             let session = auth_session::load(c, &h, now)?;
             let rp = crate::rp::get(c, &session.request.rp_id)?;
             let available = upstream::for_rp(c, &rp.id)?;
-            Ok((rp, available))
+            Ok((session, rp, available))
         })
         .await
         .map_err(expired)?;
+    let hint = session.request.connector_hint.clone();
+    // The relying party named the connector (OIDC idp_hint): go straight there.
+    if let Some(hinted) = hint.and_then(|h| {
+        available
+            .iter()
+            .find(|c| c.id == h && c.kind() != Some(ConnectorKind::Dev))
+    }) {
+        return begin_connector(&state, &headers, &handle, &session, hinted, &HashMap::new()).await;
+    }
     if available.is_empty() {
         return Err(WebError::page_with(
             Error::Unavailable("no usable connector".into()),
@@ -176,6 +185,20 @@ async fn choose(
         .collect();
     check_binding(&headers, &handle)?;
     let (session, connector) = allowed(&state, &handle, &connector_id).await?;
+    begin_connector(&state, &headers, &handle, &session, &connector, &form).await
+}
+
+/// Starts signing in with `connector`: the demo one signs in at once; an OIDC one sends the
+/// browser to the provider; a certificate one shows its challenge.
+async fn begin_connector(
+    state: &AppState,
+    headers: &HeaderMap,
+    handle: &str,
+    session: &auth_session::AuthSession,
+    connector: &Connector,
+    form: &HashMap<String, String>,
+) -> Result<Response, WebError> {
+    let (state, headers, handle) = (state.clone(), headers.clone(), handle.to_string());
     let now = state.clock.now();
     let mut res = match connector.kind() {
         Some(ConnectorKind::Dev) => {
