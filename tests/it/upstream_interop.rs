@@ -51,22 +51,37 @@ impl Drop for Provider {
 }
 
 fn start_provider(redirect_uri: &str) -> Provider {
+    let log = std::env::temp_dir().join(format!("national-idp-{}.log", uuid::Uuid::new_v4()));
     let mut child = Command::new("node")
         .arg(idp_dir().join("op.mjs"))
         .args(["--port", "0", "--client-id", "fedhub-hub"])
         .args(["--client-secret", "national-idp-secret-1"])
         .args(["--redirect-uri", redirect_uri])
+        // The provider exits with the test even if the test dies first.
+        .arg("--exit-on-stdin-close")
         .env("NODE_PATH", node_modules())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start node op.mjs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    // Bounded: a provider that never gets ready fails the test with its log.
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_default();
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-        panic!("the provider did not start: {line:?}");
+        let _ = child.kill();
+        panic!(
+            "the provider did not start: {line:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     });
     assert_eq!(ready["ready"], true);
     Provider {

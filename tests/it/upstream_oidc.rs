@@ -470,3 +470,24 @@ async fn the_chooser_offers_the_last_choice_first() {
     .await;
     assert!(en.body.contains("what you used last time"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_identity_presenting_another_national_id_is_refused() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (first, _, _) = through_upstream(&hub, &op, Mode::Good).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SEE_OTHER,
+        "linked on first sign-in"
+    );
+    // Same upstream subject, another national ID.
+    let (back, _, _) = through_upstream(&hub, &op, Mode::UnknownPerson).await;
+    assert_eq!(back.status, StatusCode::FORBIDDEN, "{}", back.body);
+    assert!(back.body.contains("Danh tính không khớp"), "{}", back.body);
+    assert!(back.cookie("fedhub_sso").is_none());
+    let last = hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+    assert_eq!(last[0].outcome, "denied");
+    assert_eq!(last[0].detail.as_deref(), Some("identity_conflict"));
+}

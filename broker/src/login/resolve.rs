@@ -25,6 +25,9 @@ pub enum Refusal {
     NotMember,
     /// The membership exists but is not activated (or is locked).
     NotActivated,
+    /// The upstream identity is linked to an account with another national ID or tax code
+    /// (say, a certificate registered to one person presented with another's ID).
+    IdentityConflict,
 }
 
 impl Refusal {
@@ -34,6 +37,7 @@ impl Refusal {
             Refusal::AccountDisabled => "account_disabled",
             Refusal::NotMember => "not_member",
             Refusal::NotActivated => "not_activated",
+            Refusal::IdentityConflict => "identity_conflict",
         }
     }
 }
@@ -63,7 +67,16 @@ pub fn account_for(
             )
             .set(ul::last_seen_at.eq(now))
             .execute(conn)?;
-            accounts::get(conn, &account_id)?
+            let account = accounts::get(conn, &account_id)?;
+            // The link says who this is; the identifiers the upstream vouches for now must
+            // agree with it, or someone is being passed off as someone else.
+            let differs = |attr: &str, known: &Option<String>| matches!((id.attribute(attr), known), (Some(now), Some(k)) if now != k);
+            if differs("national_id", &account.national_id)
+                || differs("tax_code", &account.tax_code)
+            {
+                return Ok(Err(Refusal::IdentityConflict));
+            }
+            account
         }
         None => {
             // A person by national ID; an organisation (its certificate's UID=MST:) by tax code.

@@ -445,6 +445,11 @@ pub fn refusal_page(refusal: Refusal) -> WebError {
         Refusal::NotMember => {
             WebError::page_with(e, "error.not_member.title", "error.not_member.message")
         }
+        Refusal::IdentityConflict => WebError::page_with(
+            e,
+            "error.identity_conflict.title",
+            "error.identity_conflict.message",
+        ),
         Refusal::NotActivated => WebError::page_with(
             e,
             "error.not_activated.title",
