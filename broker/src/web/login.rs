@@ -209,7 +209,7 @@ async fn begin_connector(
         }
         Some(ConnectorKind::Oidc) => {
             let vault = state.vault()?;
-            let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
+            let up = upstream::oidc_upstream(connector, &vault, &state.config.base_url())?;
             let (meta, _) = provider(&state, &up.issuer, false)
                 .await
                 .map_err(upstream_page)?;
