@@ -17,6 +17,7 @@ pub mod login;
 pub mod oidc;
 pub mod rp;
 pub mod saml;
+pub mod simpki_simulator;
 pub mod store;
 pub mod tokens;
 pub mod upstream;

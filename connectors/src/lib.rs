@@ -5,6 +5,7 @@
 pub mod certificate;
 pub mod dev;
 pub mod oidc;
+pub mod simpki;
 
 use std::collections::BTreeMap;
 
