@@ -129,6 +129,25 @@ pub enum ConnectorCommand {
         #[arg(long)]
         allow_unknown_revocation: bool,
     },
+    /// Register a SIM-PKI (mobile signature) provider.
+    AddSimpki {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The provider's API base URL (connectors/SIMPKI.md).
+        #[arg(long)]
+        provider_url: String,
+        /// A file holding the provider's API key (kept sealed at rest).
+        #[arg(long)]
+        api_key_file: PathBuf,
+        /// PEM file of a trusted root CA (repeat for several).
+        #[arg(long = "trust-anchor", required = true)]
+        trust_anchors: Vec<PathBuf>,
+        /// PEM file of an intermediate CA (repeat).
+        #[arg(long = "intermediate")]
+        intermediates: Vec<PathBuf>,
+    },
     /// List connectors.
     List,
     /// Show one connector (secrets are never shown).
@@ -636,6 +655,47 @@ fn connector_cmd(
             })?;
             println!("connector {} ({}) added", c.id, c.display_name);
         }
+        ConnectorCommand::AddSimpki {
+            id,
+            name,
+            provider_url,
+            api_key_file,
+            trust_anchors,
+            intermediates,
+        } => {
+            let vault = config.at_rest_key()?.ok_or_else(|| ConfigError {
+                key: "keys.at_rest_key_file".into(),
+                problem: "the provider's API key is sealed with the at-rest key".into(),
+            })?;
+            let read = |field: &str, p: &PathBuf| -> Result<String> {
+                std::fs::read_to_string(p)
+                    .map_err(|e| Error::invalid(field, format!("cannot read {}: {e}", p.display())))
+            };
+            let mut cfg = fedhub_connectors::certificate::CertificateConfig::new(
+                trust_anchors
+                    .iter()
+                    .map(|p| read("trust_anchor", p))
+                    .collect::<Result<_>>()?,
+            );
+            cfg.intermediates_pem = intermediates
+                .iter()
+                .map(|p| read("intermediate", p))
+                .collect::<Result<_>>()?;
+            cfg.check()
+                .map_err(|e| Error::invalid("trust_anchors_pem", e.to_string()))?;
+            let reg = crate::upstream::SimPkiRegistration {
+                id: id.clone(),
+                display_name: name,
+                provider_url,
+                api_key: read("api_key_file", &api_key_file)?,
+                certificate: cfg,
+            };
+            let event = Event::new(actor, "connector.add_simpki").target(id.clone());
+            let c = audit::audited(&store, event, now, |c| {
+                crate::upstream::add_simpki(c, &vault, &reg, now)
+            })?;
+            println!("connector {} ({}) added", c.id, c.display_name);
+        }
         ConnectorCommand::List => {
             for c in store.read(crate::upstream::list)? {
                 println!(
@@ -653,8 +713,10 @@ fn connector_cmd(
             let mut settings: serde_json::Value =
                 serde_json::from_str(&c.config).map_err(Error::internal)?;
             if let Some(obj) = settings.as_object_mut() {
-                if obj.contains_key("client_secret_sealed") {
-                    obj.insert("client_secret_sealed".into(), "(sealed)".into());
+                for secret in ["client_secret_sealed", "api_key_sealed"] {
+                    if obj.contains_key(secret) {
+                        obj.insert(secret.into(), "(sealed)".into());
+                    }
                 }
             }
             value["settings"] = settings;

@@ -197,6 +197,91 @@ pub fn add_certificate(
     )
 }
 
+/// A request to register a SIM-PKI (mobile signature) provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimPkiRegistration {
+    pub id: String,
+    pub display_name: String,
+    pub provider_url: String,
+    pub api_key: String,
+    pub certificate: fedhub_connectors::certificate::CertificateConfig,
+}
+
+/// Stored settings of a SIM-PKI connector: the provider and certificate settings, the API
+/// key sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimPkiStored {
+    settings: fedhub_connectors::simpki::SimPkiSettings,
+    api_key_sealed: String,
+}
+
+pub fn add_simpki(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    reg: &SimPkiRegistration,
+    now: i64,
+) -> Result<Connector> {
+    check_id(&reg.id)?;
+    if reg.display_name.trim().is_empty() {
+        return Err(Error::invalid("display_name", "must not be empty"));
+    }
+    let settings = fedhub_connectors::simpki::SimPkiSettings {
+        provider_url: reg.provider_url.clone(),
+        certificate: reg.certificate.clone(),
+    };
+    settings
+        .check()
+        .map_err(|e| Error::invalid("provider_url", e.to_string()))?;
+    if reg.api_key.trim().is_empty() {
+        return Err(Error::invalid("api_key", "the key the provider issued"));
+    }
+    let sealed = vault
+        .seal(reg.id.as_bytes(), reg.api_key.trim().as_bytes())
+        .map_err(Error::internal)?;
+    let stored = SimPkiStored {
+        settings,
+        api_key_sealed: STANDARD.encode(sealed),
+    };
+    let config = serde_json::to_string(&stored).map_err(Error::internal)?;
+    insert(
+        conn,
+        &reg.id,
+        ConnectorKind::Simpki,
+        reg.display_name.trim(),
+        &config,
+        now,
+    )
+}
+
+/// A SIM-PKI connector's provider (API key opened) and certificate settings.
+pub fn simpki(
+    c: &Connector,
+    vault: &AtRestKey,
+) -> Result<(
+    fedhub_connectors::simpki::SimPkiProvider,
+    fedhub_connectors::certificate::CertificateConfig,
+)> {
+    let stored: SimPkiStored = serde_json::from_str(&c.config)
+        .map_err(|e| Error::Internal(format!("settings of connector {}: {e}", c.id)))?;
+    let sealed = STANDARD
+        .decode(&stored.api_key_sealed)
+        .map_err(Error::internal)?;
+    let key = vault.open(c.id.as_bytes(), &sealed).map_err(|e| {
+        Error::Internal(format!(
+            "API key of connector {} cannot be opened: {e}",
+            c.id
+        ))
+    })?;
+    let key = String::from_utf8(key).map_err(Error::internal)?;
+    let provider = stored
+        .settings
+        .provider(key)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((provider, stored.settings.certificate))
+}
+
 pub fn get(conn: &mut Db, id: &str) -> Result<Connector> {
     k::table
         .find(id)

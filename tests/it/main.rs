@@ -20,3 +20,4 @@ mod support;
 mod upstream_certificate;
 mod upstream_interop;
 mod upstream_oidc;
+mod upstream_simpki;

@@ -14,6 +14,7 @@ use fedhub_connectors::certificate::{
     self, CertificateConfig, Challenge, SignRequest, SignedChallenge,
 };
 use fedhub_connectors::oidc::{self as upstream_oidc, Callback, PendingLogin};
+use fedhub_connectors::simpki::{self, PollResult};
 use fedhub_connectors::{dev, ConnectorError, ConnectorKind, UpstreamIdentity};
 use http::{header, HeaderMap};
 use minijinja::context;
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
             "/login/{handle}/{connector}/answer",
             post(certificate_answer),
         )
+        .route("/login/{handle}/{connector}/phone", post(simpki_phone))
+        .route("/login/{handle}/{connector}/wait", get(simpki_wait))
         .route("/connectors/{connector}/callback", get(oidc_callback))
 }
 
@@ -258,6 +261,10 @@ async fn begin_connector(
             )?;
             Html(html).into_response()
         }
+        Some(ConnectorKind::Simpki) => {
+            let action = format!("/login/{handle}/{}/phone", connector.id);
+            simpki_page(&state, &headers, session, connector, Some(action), None).await?
+        }
         _ => {
             return Err(WebError::page(Error::invalid(
                 "connector",
@@ -314,6 +321,162 @@ async fn certificate_answer(
         ConnectorError::Refused(m) | ConnectorError::Invalid(m) => ConnectorError::Invalid(m),
         other => other,
     });
+    finish(&state, &headers, &handle, &connector.id, identity).await
+}
+
+/// What a SIM-PKI sign-in keeps while the phone confirms.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct SimPkiPending {
+    challenge: String,
+    transaction_id: String,
+    msisdn: String,
+}
+
+/// The phone-number form (`action`), or the page that waits for the phone (`waiting_for`).
+async fn simpki_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &auth_session::AuthSession,
+    connector: &Connector,
+    action: Option<String>,
+    waiting_for: Option<String>,
+) -> Result<Response, WebError> {
+    let rp_id = session.request.rp_id.clone();
+    let rp = state
+        .store
+        .read_async(move |c| crate::rp::get(c, &rp_id))
+        .await?;
+    let html = state.pages.render(
+        "login_simpki.html",
+        &super::page_context_for(headers, "/login"),
+        context! {
+            rp_name => rp.display_name,
+            connector_name => connector.display_name,
+            action,
+            waiting => waiting_for.is_some(),
+            msisdn => waiting_for,
+        },
+    )?;
+    Ok(Html(html).into_response())
+}
+
+/// The person gave their number: the provider asks their phone to sign a fresh challenge.
+async fn simpki_phone(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((handle, connector_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    check_binding(&headers, &handle)?;
+    let (_session, connector) = allowed(&state, &handle, &connector_id).await?;
+    let vault = state.vault()?;
+    let (provider, cfg) = upstream::simpki(&connector, &vault)?;
+    let typed: String = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "msisdn")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let msisdn = simpki::normalise_msisdn(&typed)
+        .map_err(|e| WebError::page(Error::invalid("msisdn", e.to_string())))?;
+    let now = state.clock.now();
+    let challenge = Challenge::issue(&cfg, &state.config.base_url(), now)
+        .map_err(Error::internal)?
+        .to_signing_string();
+    let display = format!("Đăng nhập {}", state.config.base_url());
+    let transaction_id = simpki::start(
+        &state.http,
+        &provider,
+        &msisdn,
+        &challenge,
+        &display,
+        UPSTREAM_TIMEOUT,
+    )
+    .await
+    .map_err(upstream_page)?;
+    let saved = serde_json::to_string(&SimPkiPending {
+        challenge,
+        transaction_id,
+        msisdn,
+    })
+    .map_err(Error::internal)?;
+    let (h, id) = (handle.clone(), connector.id.clone());
+    state
+        .store
+        .write_async(move |c| auth_session::set_connector(c, &h, &id, Some(&saved), now))
+        .await
+        .map_err(expired)?;
+    Ok(Redirect::to(&format!("/login/{handle}/{}/wait", connector.id)).into_response())
+}
+
+/// The waiting page asks again every two seconds until the phone has answered.
+async fn simpki_wait(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((handle, connector_id)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    check_binding(&headers, &handle)?;
+    let (session, connector) = allowed(&state, &handle, &connector_id).await?;
+    let pending: SimPkiPending = match (&session.connector_id, &session.connector_state) {
+        (Some(id), Some(saved)) if *id == connector.id => {
+            serde_json::from_str(saved).map_err(Error::internal)?
+        }
+        _ => {
+            return Err(expired(Error::invalid(
+                "challenge",
+                "no signing request was sent for this sign-in",
+            )))
+        }
+    };
+    let vault = state.vault()?;
+    let (provider, cfg) = upstream::simpki(&connector, &vault)?;
+    let now = state.clock.now();
+    let polled = simpki::poll(
+        &state.http,
+        &provider,
+        &pending.transaction_id,
+        &pending.challenge,
+        UPSTREAM_TIMEOUT,
+    )
+    .await;
+    let identity = match polled {
+        Ok(PollResult::Pending) => {
+            let expired_challenge = Challenge::parse(&pending.challenge)
+                .map(|c| c.is_expired(now))
+                .unwrap_or(true);
+            if !expired_challenge {
+                return simpki_page(
+                    &state,
+                    &headers,
+                    &session,
+                    &connector,
+                    None,
+                    Some(pending.msisdn),
+                )
+                .await;
+            }
+            Err(ConnectorError::Invalid(
+                "the phone did not confirm in time".into(),
+            ))
+        }
+        Ok(PollResult::Signed(answer)) => {
+            let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
+            let crls = state
+                .crls
+                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .await;
+            certificate::verify(&cfg, &pending.challenge, &answer, &crls, now, &connector.id)
+                .map(simpki::as_simpki)
+                .map_err(|e| match e {
+                    ConnectorError::Refused(m) => ConnectorError::Invalid(m),
+                    other => other,
+                })
+        }
+        // The person declined on the phone: the relying party hears it.
+        Ok(PollResult::Refused) => Err(ConnectorError::Refused("declined on the phone".into())),
+        Ok(PollResult::Expired) => Err(ConnectorError::Invalid(
+            "the signing request expired before the phone confirmed".into(),
+        )),
+        Err(e) => Err(e),
+    };
     finish(&state, &headers, &handle, &connector.id, identity).await
 }
 

@@ -87,6 +87,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/login_certificate.html"),
     ),
     (
+        "login_simpki.html",
+        include_str!("../../../templates/login_simpki.html"),
+    ),
+    (
         "saml_post.html",
         include_str!("../../../templates/saml_post.html"),
     ),
