@@ -458,3 +458,70 @@ async fn admin_api_answers_503_problem_json_when_the_database_cannot_be_reached(
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     drop(held);
 }
+
+#[tokio::test]
+async fn admin_api_registers_connectors_and_never_returns_their_secrets() {
+    let store = support::sqlite();
+    let (app, state) = app(&store);
+    let token = api_token(&state);
+    let bad = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/connectors/oidc",
+            &token,
+            r#"{"id": "vneid", "display_name": "VNeID", "issuer": "http://id.example.vn", "client_id": "fedhub", "client_secret": "upstream-secret-1"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(bad
+        .header("content-type")
+        .starts_with("application/problem+json"));
+    assert_eq!(bad.json()["field"], "issuer");
+    let ok = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/connectors/oidc",
+            &token,
+            r#"{"id": "vneid", "display_name": "VNeID", "issuer": "https://id.example.vn", "client_id": "fedhub", "client_secret": "upstream-secret-1"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    let cert = send(
+        app.clone(),
+        post_json(
+            "/admin/api/v1/connectors/certificate",
+            &token,
+            r#"{"id": "usb", "display_name": "USB ký số", "trust_anchors_pem": ["not pem"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(cert.status, StatusCode::BAD_REQUEST, "{}", cert.body);
+    let list = send(
+        app.clone(),
+        Request::get("/admin/api/v1/connectors")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(!list.body.contains("upstream-secret-1") && !ok.body.contains("upstream-secret-1"));
+    assert_eq!(
+        list.json().as_array().unwrap().len(),
+        1,
+        "the refused one left nothing"
+    );
+    let off = send(
+        app,
+        Request::put("/admin/api/v1/connectors/vneid/enabled")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"enabled": false}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert_eq!(off.json()["enabled"], false);
+}

@@ -491,3 +491,75 @@ async fn a_linked_identity_presenting_another_national_id_is_refused() {
     assert_eq!(last[0].outcome, "denied");
     assert_eq!(last[0].detail.as_deref(), Some("identity_conflict"));
 }
+
+/// The whole chain to a ministry portal: the national identity provider (OIDC) upstream, the
+/// hub, and a SAML service provider downstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_national_idp_signs_a_citizen_in_to_a_saml_portal() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let store = crate::support::sqlite();
+    let sp = crate::sp::default_sp();
+    let (app, rp_id, _account) = crate::sso::hub_with(
+        &store,
+        &sp.metadata(),
+        false,
+        Arc::new(fedhub::clock::ManualClock::at(NOW)),
+    );
+    let reg = fedhub::upstream::OidcRegistration {
+        id: "natl".into(),
+        display_name: "Tài khoản định danh điện tử quốc gia".into(),
+        issuer: issuer.clone(),
+        client_id: "fedhub-hub".into(),
+        client_secret: "upstream-secret-1".into(),
+        scopes: None,
+        claim_names: None,
+    };
+    store
+        .write(|c| {
+            fedhub::keys::ensure_all(
+                c,
+                &crate::support::vault(),
+                fedhub::keys::Purpose::Oidc,
+                KeyAlg::Rsa2048,
+                NOW,
+            )?;
+            fedhub::upstream::add_oidc(c, &crate::support::vault(), &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, &rp_id, &["natl".to_string()])
+        })
+        .unwrap();
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_chain1" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+        sp.entity_id
+    );
+    let q = crate::sso::signed_query(&sp, "SAMLRequest", &xml, Some("rs-chain"));
+    let r = send(&app, get_req(&format!("/saml/sso?{q}"), &[])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let login = r.location().to_string();
+    let handle = login.trim_start_matches("/login/").to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let go = send(
+        &app,
+        Request::post(format!("{login}/natl"))
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
+    let nonce = query_of(go.location())["nonce"].clone();
+    op.lock().unwrap().nonce = nonce;
+    let cb = format!(
+        "/connectors/natl/callback?code=c1&state={handle}&iss={}",
+        enc(&issuer)
+    );
+    let back = send(&app, get_req(&cb, &[("fedhub_login", &bind)])).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    let response = back.saml_response();
+    assert!(response.contains("StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\""));
+    assert!(
+        response.contains("urn:vn:national-idp:level2"),
+        "the provider's acr becomes the AuthnContextClassRef"
+    );
+    assert!(response.contains("InResponseTo=\"_chain1\""));
+}

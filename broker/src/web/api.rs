@@ -34,6 +34,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/connectors", get(list_connectors))
         .route("/connectors/oidc", axum::routing::post(add_oidc_connector))
+        .route(
+            "/connectors/certificate",
+            axum::routing::post(add_certificate_connector),
+        )
+        .route(
+            "/connectors/simpki",
+            axum::routing::post(add_simpki_connector),
+        )
         .route("/connectors/{id}", get(show_connector))
         .route(
             "/connectors/{id}/enabled",
@@ -393,6 +401,41 @@ async fn add_oidc_connector(
         .request(Some(caller.request_id));
     let c = audited_api(&state, event, move |c| {
         crate::upstream::add_oidc(c, &vault, &reg, now)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Registers the USB-token certificate connector (trust anchors as PEM text).
+async fn add_certificate_connector(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(reg): ApiJson<crate::upstream::CertificateRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::upstream::Connector>)> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "connector.add_certificate")
+        .target(reg.id.clone())
+        .request(Some(caller.request_id));
+    let c = audited_api(&state, event, move |c| {
+        crate::upstream::add_certificate(c, &reg, now)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// Registers a SIM-PKI provider; its API key is sealed and never shown again.
+async fn add_simpki_connector(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(reg): ApiJson<crate::upstream::SimPkiRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::upstream::Connector>)> {
+    let now = state.clock.now();
+    let vault = state.vault().map_err(WebError::api)?;
+    let event = Event::new(&caller.name, "connector.add_simpki")
+        .target(reg.id.clone())
+        .request(Some(caller.request_id));
+    let c = audited_api(&state, event, move |c| {
+        crate::upstream::add_simpki(c, &vault, &reg, now)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(c)))
