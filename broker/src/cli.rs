@@ -71,6 +71,9 @@ pub enum Command {
     /// Upstream identity sources (the national identity provider, ...).
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Admin grants (the federation operator grants top admins).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Sign a certificate sign-in challenge with a key (for tests, and for agencies without
     /// the vendor plug-in): reads the challenge (or its JSON request) on stdin, prints the
     /// JSON answer to paste on the sign-in page.
@@ -226,6 +229,42 @@ pub enum AccountCommand {
     },
     /// Show one account.
     Show { id: String },
+    /// Register a certificate (PEM or DER) to an account, e.g. a state agency's token
+    /// certificate: signing in with it through CONNECTOR lands on this account.
+    LinkCertificate {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        certificate: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Grant top admin of a ministry or province for one relying party to a registered
+    /// state-agency account (the federation operator's step).
+    GrantTop {
+        #[arg(long)]
+        account: String,
+        /// The relying party (id or entityID/client_id).
+        #[arg(long)]
+        rp: String,
+        /// The ministry or province (agency code) the admin answers for.
+        #[arg(long)]
+        agency: String,
+        /// A subordinate office authorised in writing to exercise the grant.
+        #[arg(long)]
+        delegated_office: Option<String>,
+    },
+    /// Revoke an admin grant.
+    Revoke { id: String },
+    /// List an account's admin grants.
+    List {
+        #[arg(long)]
+        account: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -509,6 +548,9 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
         }
         Command::Keys(cmd) => keys_cmd(&config, cmd, &clock, &actor),
         Command::Connector(cmd) => connector_cmd(&config, cmd, &clock, &actor),
+        Command::Admin(cmd) => {
+            admin_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
         Command::SignChallenge { .. } => Ok(()),
         Command::Rp(cmd) => {
             rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
@@ -565,6 +607,58 @@ fn sign_challenge_cmd(
             .to_json()
             .map_err(|e| Error::invalid("answer", e.to_string()))?
     );
+    Ok(())
+}
+
+fn admin_cmd(store: &Store, cmd: AdminCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    use crate::directory::admin_grants;
+    let now = clock.now();
+    match cmd {
+        AdminCommand::GrantTop {
+            account,
+            rp,
+            agency,
+            delegated_office,
+        } => {
+            let found = store.read(|c| match crate::rp::by_entity_id(c, &rp)? {
+                Some(found) => Ok(found),
+                None => crate::rp::get(c, &rp),
+            })?;
+            let req = admin_grants::TopGrant {
+                account_id: account.clone(),
+                rp_id: found.id.clone(),
+                scope_agency_code: agency.clone(),
+                delegated_office_code: delegated_office,
+            };
+            let event = Event::new(actor, "admin.grant_top")
+                .target(format!("account:{account}"))
+                .rp(found.id.clone())
+                .detail(agency);
+            let g = audit::audited(store, event, now, |c| admin_grants::grant_top(c, &req, now))?;
+            println!("granted top admin {} ({})", g.id, found.entity_id);
+        }
+        AdminCommand::Revoke { id } => {
+            let event = Event::new(actor, "admin.revoke").target(id.clone());
+            audit::audited(store, event, now, |c| admin_grants::revoke(c, &id, now))?;
+            println!("revoked {id}");
+        }
+        AdminCommand::List { account } => {
+            for g in store.read(|c| admin_grants::of_account(c, &account))? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    g.id,
+                    g.level,
+                    g.rp_id.unwrap_or_default(),
+                    g.scope_agency_code.unwrap_or_default(),
+                    if g.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    }
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -975,6 +1069,30 @@ fn account(store: &Store, cmd: AccountCommand, clock: &dyn Clock, actor: &str) -
                 );
             }
             eprintln!("found {} result(s)", rows.len());
+        }
+        AccountCommand::LinkCertificate {
+            account,
+            connector,
+            certificate,
+        } => {
+            let bytes = std::fs::read(&certificate).map_err(|e| {
+                Error::invalid(
+                    "certificate",
+                    format!("cannot read {}: {e}", certificate.display()),
+                )
+            })?;
+            let der = fedhub_metadata::keys::certificates_from_bytes(&bytes)
+                .map_err(|e| Error::invalid("certificate", e.to_string()))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid("certificate", "no certificate in the file"))?;
+            let event = Event::new(actor, "account.link_certificate")
+                .target(format!("account:{account}"))
+                .detail(connector.clone());
+            let subject = audit::audited(store, event, now, |c| {
+                crate::upstream::link_certificate(c, &account, &connector, &der, now)
+            })?;
+            println!("certificate {subject} now signs in as account {account}");
         }
         AccountCommand::Show { id } => {
             let a = store.read(|c| accounts::get(c, &id))?;

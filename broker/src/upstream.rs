@@ -282,6 +282,62 @@ pub fn simpki(
     Ok((provider, stored.settings.certificate))
 }
 
+/// Registers a certificate to an account (a state agency signs in with its certificate,
+/// which carries no personal ID): later sign-ins with it through `connector_id` land on that
+/// account. A certificate already linked to another account is a conflict.
+pub fn link_certificate(
+    conn: &mut Db,
+    account_id: &str,
+    connector_id: &str,
+    cert_der: &[u8],
+    now: i64,
+) -> Result<String> {
+    use crate::store::schema::upstream_links::dsl as ul;
+    let c = get(conn, connector_id)?;
+    if !matches!(
+        c.kind(),
+        Some(ConnectorKind::Certificate | ConnectorKind::Simpki)
+    ) {
+        return Err(Error::invalid(
+            "connector",
+            format!("{connector_id} is not a certificate or SIM-PKI connector"),
+        ));
+    }
+    crate::directory::accounts::get(conn, account_id)?;
+    let facts = fedhub_connectors::certificate::read_certificate(cert_der)
+        .map_err(|e| Error::invalid("certificate", e.to_string()))?;
+    let issuer = fedhub_connectors::certificate::ISSUER;
+    let existing: Option<String> = ul::upstream_links
+        .filter(ul::connector_id.eq(connector_id))
+        .filter(ul::issuer.eq(issuer))
+        .filter(ul::subject.eq(&facts.subject))
+        .select(ul::account_id)
+        .get_result(conn)
+        .optional()?;
+    match existing {
+        Some(a) if a == account_id => return Ok(facts.subject),
+        Some(_) => {
+            return Err(Error::Conflict {
+                field: "certificate".into(),
+                rule: "this certificate is already registered to another account".into(),
+            })
+        }
+        None => {}
+    }
+    diesel::insert_into(ul::upstream_links)
+        .values((
+            ul::id.eq(crate::store::new_id()),
+            ul::account_id.eq(account_id),
+            ul::connector_id.eq(connector_id),
+            ul::issuer.eq(issuer),
+            ul::subject.eq(&facts.subject),
+            ul::created_at.eq(now),
+            ul::last_seen_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(facts.subject)
+}
+
 pub fn get(conn: &mut Db, id: &str) -> Result<Connector> {
     k::table
         .find(id)

@@ -376,3 +376,95 @@ async fn an_unreachable_crl_fails_closed() {
         back.body
     );
 }
+
+/// A state agency's certificate carries no personal ID: it signs in once the operator has
+/// registered it to the agency's account, and the agency's top-admin grant reaches the
+/// relying party.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_agency_certificate_signs_in_as_the_agency_with_its_grant() {
+    use fedhub::directory::{accounts, admin_grants};
+    let s = setup().await;
+    let agency = accounts::AccountInput {
+        kind: "agency".into(),
+        display_name: "Sở Tài chính tỉnh Quảng Ninh".into(),
+        agency_code: Some("000.00.00.H49".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let agency = s
+        .hub
+        .store
+        .write(|c| accounts::add(c, &agency, NOW))
+        .unwrap();
+    let (key, chain) = leaf(&s.ca, 30, "CQNN:000.00.00.H49", NOW + 86_400);
+    let leaf_der = X509::stack_from_pem(&chain).unwrap()[0].to_der().unwrap();
+
+    // Before registration: nobody.
+    let (challenge, action, bind, _) = challenge_page(&s.hub).await;
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let refused = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    s.hub
+        .store
+        .write(|c| fedhub::upstream::link_certificate(c, &agency.id, "usb", &leaf_der, NOW))
+        .unwrap();
+    // The same certificate cannot be registered to someone else.
+    let other = s.hub.account_id.clone();
+    let conflict = s
+        .hub
+        .store
+        .write(|c| fedhub::upstream::link_certificate(c, &other, "usb", &leaf_der, NOW))
+        .unwrap_err();
+    assert!(
+        matches!(conflict, fedhub::Error::Conflict { .. }),
+        "{conflict:?}"
+    );
+
+    // The operator grants top admin: only to an agency account, once per province.
+    let rp_id = s.hub.rp_id.clone();
+    let grant = |account: &str, delegated: Option<&str>| admin_grants::TopGrant {
+        account_id: account.to_string(),
+        rp_id: rp_id.clone(),
+        scope_agency_code: "000.00.00.H49".into(),
+        delegated_office_code: delegated.map(String::from),
+    };
+    let citizen = s.hub.account_id.clone();
+    let not_agency = s
+        .hub
+        .store
+        .write(|c| admin_grants::grant_top(c, &grant(&citizen, None), NOW))
+        .unwrap_err();
+    assert!(matches!(&not_agency, fedhub::Error::Invalid { field, .. } if field == "account_id"));
+    let outside = s
+        .hub
+        .store
+        .write(|c| admin_grants::grant_top(c, &grant(&agency.id, Some("000.00.00.G01")), NOW))
+        .unwrap_err();
+    assert!(
+        matches!(&outside, fedhub::Error::Invalid { field, .. } if field == "delegated_office_code"),
+        "{outside:?}"
+    );
+    s.hub
+        .store
+        .write(|c| admin_grants::grant_top(c, &grant(&agency.id, None), NOW))
+        .unwrap();
+    let twice = s
+        .hub
+        .store
+        .write(|c| admin_grants::grant_top(c, &grant(&agency.id, None), NOW))
+        .unwrap_err();
+    assert!(matches!(twice, fedhub::Error::Conflict { .. }));
+
+    let (challenge, action, bind, verifier) = challenge_page(&s.hub).await;
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let back = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let code = query_of(back.location())["code"].clone();
+    let tokens = s.hub.redeem(&code, &verifier).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["admin_level"], "top");
+    assert_eq!(id["agency_code"], "000.00.00.H49");
+    assert_eq!(id["account_type"], "agency");
+}

@@ -2,6 +2,7 @@
 //! organisations, state agencies), with every identifier validated before it is stored.
 
 pub mod accounts;
+pub mod admin_grants;
 pub mod agencies;
 mod fold;
 

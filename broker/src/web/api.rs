@@ -32,6 +32,11 @@ pub fn router() -> Router<AppState> {
             "/relying-parties/{id}/connectors",
             axum::routing::put(set_rp_connectors),
         )
+        .route("/admin-grants/top", axum::routing::post(grant_top_admin))
+        .route(
+            "/admin-grants/{id}/revoke",
+            axum::routing::post(revoke_admin_grant),
+        )
         .route("/connectors", get(list_connectors))
         .route("/connectors/oidc", axum::routing::post(add_oidc_connector))
         .route(
@@ -488,6 +493,41 @@ async fn set_rp_connectors(
         .request(Some(caller.request_id));
     audited_api(&state, event, move |c| {
         crate::upstream::allow_for_rp(c, &id, &body.connectors)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The federation operator grants top admin of a ministry or province for one relying party.
+async fn grant_top_admin(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(req): ApiJson<crate::directory::admin_grants::TopGrant>,
+) -> ApiResult<(StatusCode, Json<crate::directory::admin_grants::Grant>)> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "admin.grant_top")
+        .target(format!("account:{}", req.account_id))
+        .rp(req.rp_id.clone())
+        .detail(req.scope_agency_code.clone())
+        .request(Some(caller.request_id));
+    let g = audited_api(&state, event, move |c| {
+        crate::directory::admin_grants::grant_top(c, &req, now)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(g)))
+}
+
+async fn revoke_admin_grant(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "admin.revoke")
+        .target(id.clone())
+        .request(Some(caller.request_id));
+    audited_api(&state, event, move |c| {
+        crate::directory::admin_grants::revoke(c, &id, now)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
