@@ -41,7 +41,29 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
     pub saml: SamlConfig,
+    pub connectors: ConnectorsConfig,
     pub logging: LoggingConfig,
+}
+
+/// Settings shared by upstream connectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorsConfig {
+    /// TLS-terminating proxies (their addresses as the hub sees them) whose forwarded client
+    /// certificate is believed. Empty: no forwarded certificate is ever accepted.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header carrying the client certificate, URL-encoded PEM (nginx:
+    /// `proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;`).
+    pub client_cert_header: String,
+}
+
+impl Default for ConnectorsConfig {
+    fn default() -> Self {
+        ConnectorsConfig {
+            trusted_proxies: Vec::new(),
+            client_cert_header: "x-ssl-client-cert".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

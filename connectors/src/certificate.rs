@@ -742,6 +742,63 @@ pub fn verify(
     })
 }
 
+/// A client certificate the person presented in a TLS handshake that a trusted proxy
+/// terminated (the proxy forwards it; possession of the key was proven to the proxy, so there
+/// is no challenge). Checked as in [`verify`] except for the challenge signature: chain to a
+/// trust anchor, validity, EKU, key usage, revocation. `chain` is DER, leaf first.
+pub fn verify_presented(
+    config: &CertificateConfig,
+    chain: &[Vec<u8>],
+    crls: &[Vec<u8>],
+    now: i64,
+    connector_id: &str,
+) -> Result<UpstreamIdentity, ConnectorError> {
+    if chain.is_empty()
+        || chain.len() > MAX_CHAIN_LEN
+        || chain.iter().any(|c| c.len() > MAX_CERT_BYTES)
+    {
+        return Err(CertificateError::Malformed("no usable client certificate".into()).into());
+    }
+    let certs: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    verify_chain(config, &certs, Some(crls), now)?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0])
+        .map_err(|_| CertificateError::Malformed("the certificate could not be read".into()))?;
+    check_leaf_key_usage(&leaf)?;
+    let facts = read_certificate(&chain[0])?;
+    Ok(UpstreamIdentity {
+        connector: connector_id.to_string(),
+        issuer: ISSUER.to_string(),
+        subject: facts.subject,
+        attributes: facts.attributes,
+        authn: Authn {
+            auth_time: now,
+            acr: Some(ACR.to_string()),
+            amr: AMR.iter().map(|s| s.to_string()).collect(),
+        },
+    })
+}
+
+/// [`trusted_crl_urls`] for a presented chain (DER, leaf first).
+pub fn trusted_crl_urls_of_chain(
+    config: &CertificateConfig,
+    chain: &[Vec<u8>],
+    now: i64,
+) -> Result<Vec<String>, ConnectorError> {
+    let certs: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    let used = verify_chain(config, &certs, None, now)?;
+    let mut urls = Vec::new();
+    for der in certs.iter().take(1).chain(used.iter()) {
+        push_unique(&mut urls, crl_distribution_points(der));
+    }
+    Ok(urls)
+}
+
 /// The CRL URLs to fetch before [`verify`] can decide this answer: those of the leaf and of the
 /// intermediates on its path, once the chain is known to lead to a trust anchor (validated at
 /// `now`, revocation aside). URLs from an untrusted chain are never returned, so a stranger's

@@ -50,9 +50,20 @@ pub fn default_registration() -> OidcRegistration {
 
 /// A hub on `store` whose public URL is `public_url`, with `reg` registered.
 pub fn oidc_hub_at(store: TestStore, public_url: &str, reg: OidcRegistration) -> OidcHub {
+    oidc_hub_configured(store, public_url, reg, |_| {})
+}
+
+/// [`oidc_hub_at`] with the configuration adjusted by `configure`.
+pub fn oidc_hub_configured(
+    store: TestStore,
+    public_url: &str,
+    reg: OidcRegistration,
+    configure: impl FnOnce(&mut fedhub::config::Config),
+) -> OidcHub {
     let clock = ManualClock::at(NOW);
     let mut config = support::test_config();
     config.server.public_url = public_url.into();
+    configure(&mut config);
     let state = AppState::new(config, store.clone(), Arc::new(clock.clone())).unwrap();
     let vault = support::vault();
     for purpose in [fedhub::keys::Purpose::Saml, fedhub::keys::Purpose::Oidc] {

@@ -193,11 +193,20 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(configure: impl FnOnce(&mut fedhub::config::Config)) -> Setup {
     let served = Arc::new(Mutex::new(None));
     let url = crl_server(served.clone()).await;
     let ca = ca(&url);
     *served.lock().unwrap() = Some(crl(&ca, &[66]));
-    let hub = oidc_hub(default_registration());
+    let hub = oidc_hub_configured(
+        crate::support::sqlite(),
+        "http://127.0.0.1:8080",
+        default_registration(),
+        configure,
+    );
     let reg = fedhub::upstream::CertificateRegistration {
         id: "usb".into(),
         display_name: "USB ký số".into(),
@@ -467,4 +476,48 @@ async fn a_registered_agency_certificate_signs_in_as_the_agency_with_its_grant()
     assert_eq!(id["admin_level"], "top");
     assert_eq!(id["agency_code"], "000.00.00.H49");
     assert_eq!(id["account_type"], "agency");
+}
+
+/// Behind a TLS-terminating proxy the browser's client certificate arrives in a header; the
+/// hub believes it only when the request comes from that proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_forwarded_by_the_trusted_proxy_signs_in() {
+    let s = setup_with(|c| c.connectors.trusted_proxies = vec!["10.0.0.5".parse().unwrap()]).await;
+    let (_key, chain) = leaf(&s.ca, 40, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+    let leaf_pem = X509::stack_from_pem(&chain).unwrap()[0].to_pem().unwrap();
+    // As nginx's $ssl_client_escaped_cert writes it.
+    let forwarded: String = String::from_utf8(leaf_pem)
+        .unwrap()
+        .replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('\n', "%0A")
+        .replace('+', "%2B")
+        .replace('=', "%3D")
+        .replace('/', "%2F");
+    for (peer, expect) in [
+        (Some("10.0.0.9:443"), StatusCode::BAD_REQUEST),
+        (None, StatusCode::BAD_REQUEST),
+        (Some("10.0.0.5:443"), StatusCode::SEE_OTHER),
+    ] {
+        let (_challenge, action, bind, _) = challenge_page(&s.hub).await;
+        let tls = action.replace("/answer", "/tls");
+        let mut req = Request::post(&tls)
+            .header(header::COOKIE, format!("fedhub_login={bind}"))
+            .header("x-ssl-client-cert", forwarded.clone())
+            .body(axum::body::Body::empty())
+            .unwrap();
+        if let Some(addr) = peer {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
+        let r = send(&s.hub.app, req).await;
+        assert_eq!(r.status, expect, "{peer:?}: {}", r.body);
+        if expect == StatusCode::BAD_REQUEST {
+            assert!(r.body.contains("only from the hub"), "{peer:?}: {}", r.body);
+            assert!(r.cookie("fedhub_sso").is_none());
+        } else {
+            assert!(r.location().starts_with(REDIRECT));
+        }
+    }
 }

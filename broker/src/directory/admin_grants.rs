@@ -63,12 +63,14 @@ pub fn grant_top(conn: &mut Db, req: &TopGrant, now: i64) -> Result<Grant> {
     match kind.as_deref() {
         None => return Err(Error::not_found("account", &req.account_id)),
         Some("agency") => {}
-        Some(other) => return Err(Error::invalid(
-            "account_id",
-            format!(
+        Some(other) => {
+            return Err(Error::invalid(
+                "account_id",
+                format!(
                 "top admin is granted to a registered state-agency account, not a {other} account"
             ),
-        )),
+            ))
+        }
     }
     crate::rp::get(conn, &req.rp_id)?;
     let scope = registered(conn, &req.scope_agency_code, "scope_agency_code")?;

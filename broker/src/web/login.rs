@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
             post(certificate_answer),
         )
         .route("/login/{handle}/{connector}/phone", post(simpki_phone))
+        .route("/login/{handle}/{connector}/tls", post(certificate_tls))
         .route("/login/{handle}/{connector}/wait", get(simpki_wait))
         .route("/connectors/{connector}/callback", get(oidc_callback))
 }
@@ -257,6 +258,8 @@ async fn begin_connector(
                     sign_request,
                     expires => crate::clock::rfc3339(challenge.expires_at),
                     action => format!("/login/{handle}/{}/answer", connector.id),
+                    tls_action => (!state.config.connectors.trusted_proxies.is_empty())
+                        .then(|| format!("/login/{handle}/{}/tls", connector.id)),
                 },
             )?;
             Html(html).into_response()
@@ -322,6 +325,91 @@ async fn certificate_answer(
         other => other,
     });
     finish(&state, &headers, &handle, &connector.id, identity).await
+}
+
+/// The certificate the browser presented to the TLS-terminating proxy, forwarded in a header.
+/// Believed only when the request comes from a configured trusted proxy: from anyone else the
+/// header is a forgery.
+async fn certificate_tls(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((handle, connector_id)): Path<(String, String)>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+) -> Result<Response, WebError> {
+    check_binding(&headers, &handle)?;
+    let (_session, connector) = allowed(&state, &handle, &connector_id).await?;
+    if connector.kind() != Some(ConnectorKind::Certificate) {
+        return Err(WebError::page(Error::invalid(
+            "connector",
+            "not a certificate connector",
+        )));
+    }
+    let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
+    let now = state.clock.now();
+    let from_proxy = peer.is_some_and(|p| {
+        state
+            .config
+            .connectors
+            .trusted_proxies
+            .contains(&(p.0).0.ip())
+    });
+    let identity = if !from_proxy {
+        Err(ConnectorError::Invalid(
+            "a client certificate is accepted only from the hub's own TLS proxy".into(),
+        ))
+    } else {
+        let forwarded = headers
+            .get(state.config.connectors.client_cert_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(percent_decode)
+            .unwrap_or_default();
+        match fedhub_metadata::keys::certificates_from_bytes(forwarded.as_bytes()) {
+            Ok(chain) if !chain.is_empty() => {
+                let urls =
+                    certificate::trusted_crl_urls_of_chain(&cfg, &chain, now).unwrap_or_default();
+                let crls = state
+                    .crls
+                    .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                    .await;
+                certificate::verify_presented(&cfg, &chain, &crls, now, &connector.id).map_err(
+                    |e| match e {
+                        ConnectorError::Refused(m) => ConnectorError::Invalid(m),
+                        other => other,
+                    },
+                )
+            }
+            _ => Err(ConnectorError::Invalid(
+                "the browser presented no client certificate".into(),
+            )),
+        }
+    };
+    finish(&state, &headers, &handle, &connector.id, identity).await
+}
+
+/// Percent-decoding as proxies escape a PEM certificate (`%20`, `%0A`, `%2B`...; a `+` stays a
+/// `+`, as base64 needs).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a SIM-PKI sign-in keeps while the phone confirms.
