@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::grants::{self, Grant, NewCode};
-use super::{claims, client_auth, OAuthError};
+use super::{claims, client_auth, parse_params, OAuthError};
 use crate::audit::{self, Event, Outcome};
 use crate::error::Error;
 use crate::login::resolve::{self, Refusal};
@@ -28,17 +28,6 @@ const MAX_STATE: usize = 1024;
 /// RFC 9126: a pushed request lives briefly.
 const PAR_TTL: i64 = 90;
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
-
-/// Parameters as received; RFC 6749 3.1: none may appear twice.
-fn parse_params(raw: &[u8]) -> std::result::Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw) {
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(format!("parameter {k} appears more than once"));
-        }
-    }
-    Ok(out)
-}
 
 pub async fn authorize_get(
     State(state): State<AppState>,

@@ -4,7 +4,6 @@
 //! gets a logout token, SAML SPs are told by front channel, and the browser goes to the
 //! client's registered post_logout_redirect_uri, or sees the signed-out page.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{RawForm, RawQuery, State};
@@ -187,16 +186,6 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     while set.join_next().await.is_some() {}
 }
 
-fn form_of(raw: &[u8]) -> std::result::Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw) {
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(format!("parameter {k} appears more than once"));
-        }
-    }
-    Ok(out)
-}
-
 fn bad(detail: impl Into<String>) -> WebError {
     WebError::page_with(
         Error::invalid("logout request", detail.into()),
@@ -234,7 +223,7 @@ async fn logout(
     raw: Vec<u8>,
     posted: bool,
 ) -> Result<Response, WebError> {
-    let p = form_of(&raw).map_err(bad)?;
+    let p = super::parse_params(&raw).map_err(bad)?;
     let now = state.clock.now();
     // The hint must be a token this hub signed (expired is fine: RP-Initiated Logout 2).
     let hint = match p.get("id_token_hint") {

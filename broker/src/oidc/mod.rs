@@ -53,6 +53,26 @@ pub fn router() -> Router<AppState> {
         .route("/oidc/register", post(register::register))
 }
 
+/// Form or query parameters as received; RFC 6749 3.1: none may appear twice.
+pub fn parse_params(
+    raw: &[u8],
+) -> std::result::Result<std::collections::HashMap<String, String>, String> {
+    let mut out = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("parameter {k} appears more than once"));
+        }
+    }
+    Ok(out)
+}
+
+/// [`parse_params`] for the machine endpoints: a repeated parameter is `invalid_request`.
+pub fn form_of(
+    raw: &[u8],
+) -> std::result::Result<std::collections::HashMap<String, String>, OAuthError> {
+    parse_params(raw).map_err(OAuthError::invalid_request)
+}
+
 /// The issuer identifier: the hub's public URL (discovery lives under it).
 pub fn issuer(state: &AppState) -> String {
     state.config.base_url()

@@ -65,25 +65,13 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-fn form_of(body: &[u8]) -> std::result::Result<HashMap<String, String>, OAuthError> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {k} appears more than once"
-            )));
-        }
-    }
-    Ok(out)
-}
-
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
     client_auth::require_form(headers)?;
-    let form = form_of(body)?;
+    let form = super::form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "token").await?;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(state, headers, client, &form).await,

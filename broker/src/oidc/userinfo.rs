@@ -2,8 +2,6 @@
 //! `/oidc/revoke` (RFC 7009). A token is good only while its database row is live, so
 //! revocation and code-reuse revocation take effect at once, JWT access tokens included.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,18 +12,6 @@ use super::client_auth;
 use super::grants::{self, Kind, TokenRecord};
 use super::OAuthError;
 use crate::web::AppState;
-
-fn form_of(body: &[u8]) -> std::result::Result<HashMap<String, String>, OAuthError> {
-    let mut out = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {k} appears more than once"
-            )));
-        }
-    }
-    Ok(out)
-}
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
@@ -93,7 +79,7 @@ pub async fn userinfo_post(
         return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
             .into_response();
     }
-    let form = match form_of(&body) {
+    let form = match super::form_of(&body) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
@@ -128,7 +114,7 @@ async fn introspect_inner(
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
     client_auth::require_form(headers)?;
-    let form = form_of(body)?;
+    let form = super::form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "introspect").await?;
     let token = form
         .get("token")
@@ -172,7 +158,7 @@ async fn revoke_inner(
     body: &[u8],
 ) -> std::result::Result<Response, OAuthError> {
     client_auth::require_form(headers)?;
-    let form = form_of(body)?;
+    let form = super::form_of(body)?;
     let client = client_auth::authenticate(state, headers, &form, "revoke").await?;
     let token = form
         .get("token")

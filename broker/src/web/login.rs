@@ -147,6 +147,19 @@ async fn chooser(
     Ok(Html(html).into_response())
 }
 
+/// What `connector` saved with the login when it started (nonce, challenge, transaction):
+/// the login must have gone to this very connector, and not have finished since.
+fn saved_state(
+    session: &auth_session::AuthSession,
+    connector: &Connector,
+    missing: &str,
+) -> Result<String, WebError> {
+    match (&session.connector_id, &session.connector_state) {
+        (Some(id), Some(saved)) if *id == connector.id => Ok(saved.clone()),
+        _ => Err(expired(Error::invalid("login", missing.to_string()))),
+    }
+}
+
 /// The connector a login may use, or why not.
 async fn allowed(
     state: &AppState,
@@ -292,15 +305,11 @@ async fn certificate_answer(
 ) -> Result<Response, WebError> {
     check_binding(&headers, &handle)?;
     let (session, connector) = allowed(&state, &handle, &connector_id).await?;
-    let expected = match (&session.connector_id, &session.connector_state) {
-        (Some(id), Some(saved)) if *id == connector.id => saved.clone(),
-        _ => {
-            return Err(expired(Error::invalid(
-                "challenge",
-                "no challenge was issued for this sign-in",
-            )))
-        }
-    };
+    let expected = saved_state(
+        &session,
+        &connector,
+        "no challenge was issued for this sign-in",
+    )?;
     let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
     let answer_text: String = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "answer")
@@ -503,17 +512,12 @@ async fn simpki_wait(
 ) -> Result<Response, WebError> {
     check_binding(&headers, &handle)?;
     let (session, connector) = allowed(&state, &handle, &connector_id).await?;
-    let pending: SimPkiPending = match (&session.connector_id, &session.connector_state) {
-        (Some(id), Some(saved)) if *id == connector.id => {
-            serde_json::from_str(saved).map_err(Error::internal)?
-        }
-        _ => {
-            return Err(expired(Error::invalid(
-                "challenge",
-                "no signing request was sent for this sign-in",
-            )))
-        }
-    };
+    let pending: SimPkiPending = serde_json::from_str(&saved_state(
+        &session,
+        &connector,
+        "no signing request was sent for this sign-in",
+    )?)
+    .map_err(Error::internal)?;
     let vault = state.vault()?;
     let (provider, cfg) = upstream::simpki(&connector, &vault)?;
     let now = state.clock.now();
@@ -599,18 +603,12 @@ async fn oidc_callback(
     check_binding(&headers, &handle)?;
     let now = state.clock.now();
     let (session, connector) = allowed(&state, &handle, &connector_id).await?;
-    // The login must have gone to this very connector, and not come back before.
-    let pending: PendingLogin = match (&session.connector_id, &session.connector_state) {
-        (Some(id), Some(saved)) if *id == connector.id => {
-            serde_json::from_str(saved).map_err(Error::internal)?
-        }
-        _ => {
-            return Err(expired(Error::invalid(
-                "state",
-                "this sign-in did not go to that provider",
-            )))
-        }
-    };
+    let pending: PendingLogin = serde_json::from_str(&saved_state(
+        &session,
+        &connector,
+        "this sign-in did not go to that provider",
+    )?)
+    .map_err(Error::internal)?;
     let vault = state.vault()?;
     let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
     let outcome = async {
