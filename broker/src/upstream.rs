@@ -35,6 +35,15 @@ impl Connector {
     pub fn kind(&self) -> Option<ConnectorKind> {
         ConnectorKind::parse(&self.kind)
     }
+
+    /// Whether a relying party's hint names this connector: its id, or (OIDC) its issuer, as a
+    /// SAML SP's Scoping/IDPList ProviderID would.
+    pub fn answers_to(&self, hint: &str) -> bool {
+        self.id == hint
+            || (self.kind() == Some(ConnectorKind::Oidc)
+                && serde_json::from_str::<OidcSettings>(&self.config)
+                    .is_ok_and(|s| s.issuer == hint))
+    }
 }
 
 /// Stored settings of an OIDC connector.

@@ -562,4 +562,18 @@ async fn the_national_idp_signs_a_citizen_in_to_a_saml_portal() {
         "the provider's acr becomes the AuthnContextClassRef"
     );
     assert!(response.contains("InResponseTo=\"_chain1\""));
+
+    // A portal that names the provider in Scoping/IDPList skips the chooser.
+    let scoped = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_chain2" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso" ForceAuthn="true"><saml:Issuer>{}</saml:Issuer><samlp:Scoping><samlp:IDPList><samlp:IDPEntry ProviderID="{issuer}"/></samlp:IDPList></samlp:Scoping></samlp:AuthnRequest>"#,
+        sp.entity_id
+    );
+    let q = crate::sso::signed_query(&sp, "SAMLRequest", &scoped, None);
+    let r = send(&app, get_req(&format!("/saml/sso?{q}"), &[])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let login = r.location().to_string();
+    let bind = r.cookie("fedhub_login").unwrap();
+    let page = send(&app, get_req(&login, &[("fedhub_login", &bind)])).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().starts_with(&format!("{issuer}/auth?")));
 }

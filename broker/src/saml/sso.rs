@@ -184,7 +184,8 @@ async fn handle(
         force_authn: req.force_authn.unwrap_or(false),
         is_passive: req.is_passive.unwrap_or(false),
         login_hint: None,
-        connector_hint: None,
+        // Scoping/IDPList: the identity provider the SP wants (a connector id or issuer).
+        connector_hint: verified.idp_list.first().cloned(),
     };
     start_or_answer(state, &headers, rp, settings, request).await
 }

@@ -104,7 +104,7 @@ async fn chooser(
     if let Some(hinted) = hint.and_then(|h| {
         available
             .iter()
-            .find(|c| c.id == h && c.kind() != Some(ConnectorKind::Dev))
+            .find(|c| c.answers_to(&h) && c.kind() != Some(ConnectorKind::Dev))
     }) {
         return begin_connector(&state, &headers, &handle, &session, hinted, &HashMap::new()).await;
     }

@@ -27,6 +27,35 @@ pub struct VerifiedAuthnRequest {
     pub relay_state: Option<String>,
     /// Whether a signature was present and verified with the SP's registered key.
     pub signed: bool,
+    /// `Scoping/IDPList/IDPEntry/@ProviderID`: the identity providers the SP asks the hub to
+    /// use upstream (read from the same, verified, XML as the request).
+    pub idp_list: Vec<String>,
+}
+
+/// The ProviderIDs of `Scoping/IDPList/IDPEntry` (at most 20); none when the XML has none.
+fn scoping_provider_ids(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"IDPEntry" => {
+                for a in e.attributes().flatten() {
+                    if a.key.local_name().as_ref() == b"ProviderID" {
+                        if let Ok(v) = a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
+                            out.push(v.trim().to_string());
+                        }
+                    }
+                }
+                if out.len() >= 20 {
+                    break;
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Maximum RelayState length (SAML Bindings §3.4.3: 80 bytes).
@@ -80,7 +109,7 @@ pub fn decode_authn_request(
     sp: &SpMetadata,
     limits: Limits,
 ) -> Result<VerifiedAuthnRequest, XmlError> {
-    let (request, relay_state, signed) = match binding {
+    let (request, relay_state, signed, idp_list) = match binding {
         Binding::Redirect { raw_query } => {
             let msg = redirect::parse(raw_query, "SAMLRequest", limits)?;
             let signed = match &msg.signature {
@@ -91,7 +120,8 @@ pub fn decode_authn_request(
                 None if sp.authn_requests_signed => return Err(XmlError::MissingSignature),
                 None => false,
             };
-            (parse_request(&msg.xml)?, msg.relay_state, signed)
+            let ids = scoping_provider_ids(&msg.xml);
+            (parse_request(&msg.xml)?, msg.relay_state, signed, ids)
         }
         Binding::Post {
             saml_request,
@@ -105,13 +135,21 @@ pub fn decode_authn_request(
                     return Err(XmlError::MissingSignature);
                 }
                 let reduced = verify_and_reduce(xml, sp)?;
+                let ids = scoping_provider_ids(&reduced);
                 (
                     parse_request(&reduced)?,
                     relay_state.map(String::from),
                     true,
+                    ids,
                 )
             } else {
-                (parse_request(xml)?, relay_state.map(String::from), false)
+                let ids = scoping_provider_ids(xml);
+                (
+                    parse_request(xml)?,
+                    relay_state.map(String::from),
+                    false,
+                    ids,
+                )
             }
         }
     };
@@ -137,6 +175,7 @@ pub fn decode_authn_request(
         request,
         relay_state,
         signed,
+        idp_list,
     })
 }
 
