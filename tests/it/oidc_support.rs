@@ -102,24 +102,7 @@ pub fn oidc_hub_configured(
     let account = store
         .write(|c| fedhub::directory::accounts::add(c, &account, NOW))
         .unwrap();
-    let people = serde_json::json!({ "people": [{ "national_id": CITIZEN, "name": "Nguyễn Văn An" }, { "national_id": "022195000123", "name": "Người Lạ" }] });
-    store
-        .write(|c| {
-            use schema::connectors::dsl as k;
-            diesel::insert_into(k::connectors)
-                .values((
-                    k::id.eq("dev"),
-                    k::kind.eq("dev"),
-                    k::display_name.eq("Demo"),
-                    k::config.eq(people.to_string()),
-                    k::enabled.eq(true),
-                    k::created_at.eq(NOW),
-                    k::updated_at.eq(NOW),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
-        .unwrap();
+    support::add_dev_connector(&store, NOW);
     let done = store
         .write(|c| fedhub::rp::oidc::add(c, &reg, NOW))
         .unwrap();

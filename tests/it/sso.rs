@@ -182,24 +182,7 @@ pub fn hub_with(
     let account = store
         .write(|c| fedhub::directory::accounts::add(c, &account, now))
         .unwrap();
-    let people = serde_json::json!({ "people": [{ "national_id": CITIZEN, "name": "Nguyễn Văn An" }, { "national_id": "022195000123", "name": "Người Lạ" }] });
-    store
-        .write(|c| {
-            use schema::connectors::dsl as k;
-            diesel::insert_into(k::connectors)
-                .values((
-                    k::id.eq("dev"),
-                    k::kind.eq("dev"),
-                    k::display_name.eq("Demo"),
-                    k::config.eq(people.to_string()),
-                    k::enabled.eq(true),
-                    k::created_at.eq(now),
-                    k::updated_at.eq(now),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
-        .unwrap();
+    support::add_dev_connector(store, now);
     let reg = fedhub::rp::saml::SamlRegistration {
         metadata_xml: sp_metadata.to_string(),
         metadata_url: None,

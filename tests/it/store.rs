@@ -832,23 +832,7 @@ fn two_first_sign_ins_of_one_person_at_once(store: &Store) {
     .validate()
     .unwrap();
     let account = store.write(|c| accounts::add(c, &input, NOW)).unwrap();
-    store
-        .write(|c| {
-            use schema::connectors::dsl as k;
-            diesel::insert_into(k::connectors)
-                .values((
-                    k::id.eq("dev"),
-                    k::kind.eq("dev"),
-                    k::display_name.eq("Demo"),
-                    k::config.eq("{\"people\":[]}"),
-                    k::enabled.eq(true),
-                    k::created_at.eq(NOW),
-                    k::updated_at.eq(NOW),
-                ))
-                .execute(c)?;
-            Ok(())
-        })
-        .unwrap();
+    crate::support::add_dev_connector(store, NOW);
     let identity = fedhub_connectors::UpstreamIdentity {
         connector: "dev".into(),
         issuer: "urn:demo".into(),

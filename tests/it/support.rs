@@ -123,3 +123,29 @@ pub fn app_state(store: &Store) -> (AppState, ManualClock) {
     let state = AppState::new(test_config(), store.clone(), Arc::new(clock.clone())).unwrap();
     (state, clock)
 }
+
+/// The demo connector `dev` offering the citizen and a person the directory does not hold.
+pub fn add_dev_connector(store: &Store, now: i64) {
+    use diesel::prelude::*;
+    use fedhub::store::schema::connectors::dsl as k;
+    let people = serde_json::json!({ "people": [
+        { "national_id": crate::sso::CITIZEN, "name": "Nguyễn Văn An" },
+        { "national_id": "022195000123", "name": "Người Lạ" },
+    ] });
+    store
+        .write(|c| {
+            diesel::insert_into(k::connectors)
+                .values((
+                    k::id.eq("dev"),
+                    k::kind.eq("dev"),
+                    k::display_name.eq("Demo"),
+                    k::config.eq(people.to_string()),
+                    k::enabled.eq(true),
+                    k::created_at.eq(now),
+                    k::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+}
