@@ -23,19 +23,8 @@ fn interop_dir() -> PathBuf {
 /// The node_modules directory (installed once per test binary).
 fn node_modules() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(interop_dir().join("setup-node"))
-            .output()
-            .expect("run tests/interop/oidc/setup-node");
-        assert!(
-            out.status.success(),
-            "setup-node failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(stdout.lines().last().unwrap().trim()).join("node_modules")
-    })
-    .clone()
+    DIR.get_or_init(|| crate::support::setup_node("oidc"))
+        .clone()
 }
 
 fn free_port() -> u16 {

@@ -149,3 +149,23 @@ pub fn add_dev_connector(store: &Store, now: i64) {
         })
         .unwrap();
 }
+
+/// Runs `tests/interop/<dir>/setup-node` (npm packages of a third-party peer) and returns its
+/// node_modules directory. Call once per test binary (behind a `OnceLock`).
+pub fn setup_node(dir: &str) -> std::path::PathBuf {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(dir)
+        .join("setup-node");
+    let out = std::process::Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    std::path::PathBuf::from(stdout.lines().last().unwrap().trim()).join("node_modules")
+}

@@ -22,19 +22,8 @@ fn idp_dir() -> PathBuf {
 
 fn node_modules() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(idp_dir().join("setup-node"))
-            .output()
-            .expect("run tests/interop/national-idp/setup-node");
-        assert!(
-            out.status.success(),
-            "setup-node failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(stdout.lines().last().unwrap().trim()).join("node_modules")
-    })
-    .clone()
+    DIR.get_or_init(|| crate::support::setup_node("national-idp"))
+        .clone()
 }
 
 /// The provider process; killed when dropped.
