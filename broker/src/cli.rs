@@ -132,6 +132,24 @@ pub enum ConnectorCommand {
         #[arg(long)]
         allow_unknown_revocation: bool,
     },
+    /// Register a SAML 2.0 identity provider from its metadata. The hub's SP metadata for it
+    /// is then at {base_url}/connectors/ID/saml/metadata.
+    AddSaml {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The IdP's SAML metadata (a file with one EntityDescriptor).
+        #[arg(long)]
+        metadata: PathBuf,
+        /// NameID format to ask for (default: the IdP decides).
+        #[arg(long)]
+        name_id_format: Option<String>,
+        /// Map an IdP attribute (Name or FriendlyName) to a hub attribute, e.g.
+        /// `--map urn:oid:2.5.4.42=name` (repeat).
+        #[arg(long = "map", value_name = "SAML_NAME=ATTRIBUTE")]
+        map: Vec<String>,
+    },
     /// Register a SIM-PKI (mobile signature) provider.
     AddSimpki {
         #[arg(long)]
@@ -748,6 +766,44 @@ fn connector_cmd(
                 crate::upstream::add_certificate(c, &reg, now)
             })?;
             println!("connector {} ({}) added", c.id, c.display_name);
+        }
+        ConnectorCommand::AddSaml {
+            id,
+            name,
+            metadata,
+            name_id_format,
+            map,
+        } => {
+            let metadata_xml = std::fs::read_to_string(&metadata).map_err(|e| {
+                Error::invalid(
+                    "metadata",
+                    format!("cannot read {}: {e}", metadata.display()),
+                )
+            })?;
+            let mut attribute_map = std::collections::BTreeMap::new();
+            for pair in map {
+                let (from, to) = pair.split_once('=').ok_or_else(|| {
+                    Error::invalid("map", format!("{pair}: expected SAML_NAME=ATTRIBUTE"))
+                })?;
+                attribute_map.insert(from.trim().to_string(), to.trim().to_string());
+            }
+            let reg = crate::upstream::SamlRegistration {
+                id: id.clone(),
+                display_name: name,
+                metadata_xml,
+                name_id_format,
+                attribute_map: Some(attribute_map),
+            };
+            let event = Event::new(actor, "connector.add_saml").target(id.clone());
+            let c = audit::audited(&store, event, now, |c| {
+                crate::upstream::add_saml(c, &reg, now)
+            })?;
+            println!("connector {} ({}) added", c.id, c.display_name);
+            println!(
+                "give the identity provider this service provider metadata: {}/connectors/{}/saml/metadata",
+                config.base_url(),
+                c.id
+            );
         }
         ConnectorCommand::AddSimpki {
             id,

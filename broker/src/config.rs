@@ -55,6 +55,10 @@ pub struct ConnectorsConfig {
     /// The header carrying the client certificate, URL-encoded PEM (nginx:
     /// `proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;`).
     pub client_cert_header: String,
+    /// Clock difference tolerated on upstream assertions' time windows (SAML NotBefore /
+    /// NotOnOrAfter).
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
 }
 
 impl Default for ConnectorsConfig {
@@ -62,6 +66,7 @@ impl Default for ConnectorsConfig {
         ConnectorsConfig {
             trusted_proxies: Vec::new(),
             client_cert_header: "x-ssl-client-cert".into(),
+            clock_skew: Duration::from_secs(60),
         }
     }
 }

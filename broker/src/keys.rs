@@ -288,6 +288,20 @@ pub fn published(conn: &mut Db, purpose: Purpose, now: i64) -> Result<Vec<KeyRec
     Ok(keys)
 }
 
+/// The private halves of the published RSA SAML keys, opened: an upstream IdP may encrypt
+/// assertions for any key the hub's SP metadata listed.
+pub fn decryption_keys(conn: &mut Db, vault: &AtRestKey, now: i64) -> Result<Vec<Vec<u8>>> {
+    published(conn, Purpose::Saml, now)?
+        .into_iter()
+        .filter(|k| k.alg == KeyAlg::Rsa2048.as_str())
+        .map(|k| {
+            vault
+                .open(k.kid.as_bytes(), &k.private_sealed)
+                .map_err(|e| Error::Internal(format!("key {} cannot be opened: {e}", k.kid)))
+        })
+        .collect()
+}
+
 /// The key that signs now, opened with the at-rest key.
 pub fn signer(conn: &mut Db, vault: &AtRestKey, purpose: Purpose) -> Result<Signer> {
     signer_in(conn, vault, purpose, None)

@@ -739,6 +739,7 @@ pub fn verify(
             acr: Some(ACR.to_string()),
             amr: AMR.iter().map(|s| s.to_string()).collect(),
         },
+        session: None,
     })
 }
 
@@ -778,6 +779,7 @@ pub fn verify_presented(
             acr: Some(ACR.to_string()),
             amr: AMR.iter().map(|s| s.to_string()).collect(),
         },
+        session: None,
     })
 }
 

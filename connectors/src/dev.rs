@@ -54,6 +54,7 @@ pub fn complete(
             acr: Some(ACR.to_string()),
             amr: vec!["dev".to_string()],
         },
+        session: None,
     })
 }
 

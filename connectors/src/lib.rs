@@ -5,6 +5,7 @@
 pub mod certificate;
 pub mod dev;
 pub mod oidc;
+pub mod saml;
 pub mod simpki;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,10 @@ pub struct UpstreamIdentity {
     /// Normalised attribute names (`national_id`, `name`, `phone`, `email`, `tax_code`, ...).
     pub attributes: BTreeMap<String, Vec<String>>,
     pub authn: Authn,
+    /// Connector state kept with the SSO session (opaque to the broker): what logging out
+    /// at the upstream needs, e.g. the SAML NameID and SessionIndex or the OIDC ID token.
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 impl UpstreamIdentity {
@@ -122,6 +127,7 @@ mod tests {
             subject: "abc".into(),
             attributes,
             authn: Authn::default(),
+            session: None,
         };
         assert_eq!(id.attribute("national_id"), Some("001204000123"));
         assert_eq!(id.attribute("email"), None);

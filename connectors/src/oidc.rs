@@ -389,6 +389,11 @@ pub async fn identity(
         subject: sub,
         attributes: map_claims(&all, up.claim_names),
         authn,
+        // Kept with the SSO session: the id_token_hint of a later logout at the provider.
+        session: serde_json::to_string(&UpstreamSession {
+            id_token: tokens.id_token.clone(),
+        })
+        .ok(),
     })
 }
 
@@ -496,19 +501,34 @@ pub fn map_claims(
     out
 }
 
-/// RP-initiated logout at the provider, when it offers it.
+/// Kept with the SSO session a provider started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamSession {
+    pub id_token: String,
+}
+
+/// RP-initiated logout at the provider (OpenID Connect RP-Initiated Logout 1.0), when it
+/// offers it: the browser comes back to `post_logout_redirect_uri` with `state`.
 pub fn end_session_url(
+    up: &OidcUpstream,
     meta: &ProviderMetadata,
     id_token_hint: Option<&str>,
     post_logout_redirect_uri: &str,
+    state: &str,
 ) -> Option<String> {
-    let mut url = url::Url::parse(meta.end_session_endpoint.as_deref()?).ok()?;
+    let mut url = check_endpoint(
+        "end_session_endpoint",
+        meta.end_session_endpoint.as_deref()?,
+    )
+    .ok()?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(h) = id_token_hint {
             q.append_pair("id_token_hint", h);
         }
+        q.append_pair("client_id", &up.client_id);
         q.append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+        q.append_pair("state", state);
     }
     Some(url.to_string())
 }

@@ -338,6 +338,7 @@ fn a_verified_identity_is_described_as_simpki() {
             acr: Some("urn:fedhub:acr:certificate".into()),
             amr: vec!["hwk".into(), "pki".into()],
         },
+        session: None,
     };
     let id = as_simpki(id);
     assert_eq!(id.authn.acr.as_deref(), Some(ACR));

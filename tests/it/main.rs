@@ -20,4 +20,6 @@ mod support;
 mod upstream_certificate;
 mod upstream_interop;
 mod upstream_oidc;
+mod upstream_saml;
+
 mod upstream_simpki;

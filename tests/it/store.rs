@@ -845,6 +845,7 @@ fn two_first_sign_ins_of_one_person_at_once(store: &Store) {
             acr: None,
             amr: vec![],
         },
+        session: None,
     };
     let barrier = std::sync::Barrier::new(2);
     let results: Vec<String> = std::thread::scope(|s| {

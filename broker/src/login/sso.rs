@@ -20,12 +20,21 @@ pub struct SsoSession {
     pub expires_at: i64,
 }
 
+/// How the upstream knows the session: the subject it vouched for, and the connector's state
+/// for logging out there later.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpstreamRef<'a> {
+    pub subject: Option<&'a str>,
+    pub session: Option<&'a str>,
+}
+
 /// Starts a session; returns the cookie value.
 pub fn start(
     conn: &mut Db,
     account_id: &str,
     connector_id: &str,
     authn: &Authn,
+    upstream: UpstreamRef<'_>,
     ttl: i64,
     now: i64,
 ) -> Result<(String, SsoSession)> {
@@ -40,6 +49,8 @@ pub fn start(
             s::created_at.eq(now),
             s::expires_at.eq(now + ttl),
             s::last_seen_at.eq(now),
+            s::upstream_session.eq(upstream.session),
+            s::upstream_subject.eq(upstream.subject),
         ))
         .execute(conn)?;
     let session = SsoSession {

@@ -7,14 +7,12 @@ use std::collections::HashMap;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use diesel::prelude::*;
 use fedhub_metadata::jose::{self, JwsAlg};
 use http::HeaderMap;
 
 use super::OAuthError;
 use crate::rp::oidc::{self as settings_mod, AuthMethod, OidcSettings};
 use crate::rp::{self, RelyingParty};
-use crate::store::schema::saml_replay::dsl as replay;
 use crate::web::{request_id_of, AppState};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -271,21 +269,7 @@ async fn check(
             let until = exp.unwrap_or(now) + CLOCK_SKEW;
             let fresh = state
                 .store
-                .write_async(move |c| {
-                    diesel::delete(replay::saml_replay.filter(replay::expires_at.le(now)))
-                        .execute(c)?;
-                    let taken = replay::saml_replay
-                        .find(&key)
-                        .count()
-                        .get_result::<i64>(c)?
-                        > 0;
-                    if !taken {
-                        diesel::insert_into(replay::saml_replay)
-                            .values((replay::id.eq(&key), replay::expires_at.eq(until)))
-                            .execute(c)?;
-                    }
-                    Ok(!taken)
-                })
+                .write_async(move |c| crate::store::replay::remember_once(c, &key, until, now))
                 .await?;
             if !fresh {
                 return Ok(Err((

@@ -1,11 +1,12 @@
-//! The SAML 2.0 IdP front for ministry portals: metadata now; Web SSO and single logout
-//! build on the same pieces.
+//! SAML 2.0: the IdP front for ministry portals (metadata, Web SSO, single logout), and the
+//! hub as SP towards upstream SAML IdPs (`upstream`).
 
 pub mod attributes;
 mod idp_metadata;
 pub mod response;
 pub mod slo;
 pub mod sso;
+pub mod upstream;
 
 use axum::routing::get;
 use axum::Router;
@@ -50,5 +51,21 @@ pub fn router() -> Router<AppState> {
         .route(
             "/saml/logout",
             get(slo::logout_page).post(slo::logout_everywhere),
+        )
+        .route(
+            "/connectors/{connector}/saml/metadata",
+            get(upstream::metadata),
+        )
+        .route(
+            "/connectors/{connector}/saml/acs",
+            axum::routing::post(upstream::acs),
+        )
+        .route(
+            "/connectors/{connector}/saml/slo",
+            get(upstream::slo_redirect).post(upstream::slo_post),
+        )
+        .route(
+            "/connectors/{connector}/logged-out",
+            get(slo::upstream_returned),
         )
 }

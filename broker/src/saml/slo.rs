@@ -3,12 +3,8 @@
 //! SP the person visited is told in turn (front channel), and the initiator gets a signed
 //! LogoutResponse: Success, or PartialLogout when an SP did not confirm.
 
-use std::io::Write;
-
-use axum::extract::{Form, RawQuery, State};
+use axum::extract::{Form, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use diesel::prelude::*;
 use fedhub_metadata::xml::dsig::{c14n_attr, c14n_text, XmlSigner};
 use fedhub_metadata::xml::logout::{self, LogoutMessage};
@@ -65,6 +61,39 @@ struct LogoutState {
     /// post_logout_redirect_uri, with its state).
     #[serde(default)]
     finish_at: Option<String>,
+    /// The upstream the ended session came from, to sign out there too (after the relying
+    /// parties).
+    #[serde(default)]
+    upstream: Option<UpstreamEnd>,
+    /// The upstream IdP that started this logout and gets the final LogoutResponse.
+    #[serde(default)]
+    upstream_initiator: Option<UpstreamInitiator>,
+    /// The upstream LogoutRequest ID (or `oidc`) the hub waits for.
+    #[serde(default)]
+    waiting_for_upstream: Option<String>,
+}
+
+/// A session's upstream and the connector's state for logging out there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UpstreamEnd {
+    connector_id: String,
+    session: String,
+}
+
+/// An upstream IdP's LogoutRequest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UpstreamInitiator {
+    connector_id: String,
+    request_id: String,
+    relay_state: Option<String>,
+}
+
+/// Which sessions an upstream IdP's LogoutRequest names.
+#[derive(Debug, Clone)]
+struct UpstreamNamed {
+    initiator: UpstreamInitiator,
+    name_id: String,
+    session_index: Option<String>,
 }
 
 /// An OIDC client's RP-initiated logout: which session (when the browser sent no cookie)
@@ -253,13 +282,137 @@ async fn handle(
     }
 }
 
+/// A logout message from an upstream SAML IdP at `/connectors/{id}/saml/slo`: its own
+/// LogoutRequest (the session ends here and at every relying party, then the IdP gets a
+/// LogoutResponse), or its LogoutResponse to the hub's request (the logout goes on).
+pub async fn from_upstream(
+    state: AppState,
+    headers: HeaderMap,
+    connector_id: String,
+    binding: Binding<'_>,
+    param: &str,
+) -> Result<Response, WebError> {
+    let now = state.clock.now();
+    let lookup = connector_id.clone();
+    let connector = state
+        .store
+        .read_async(move |c| crate::upstream::get(c, &lookup))
+        .await?;
+    if connector.kind() != Some(fedhub_connectors::ConnectorKind::Saml) {
+        return Err(WebError::page(Error::not_found(
+            "SAML connector",
+            &connector_id,
+        )));
+    }
+    let skew = state.config.connectors.clock_skew.as_secs() as i64;
+    let up = crate::upstream::saml_upstream(&connector, &state.config.base_url(), skew)?;
+    let verified = match logout::decode(binding, param, &up.idp, Limits::default()) {
+        Ok(v) => v,
+        Err(e) => {
+            super::audit_refusal(
+                &state,
+                "saml.upstream_slo",
+                format!("connector:{connector_id}"),
+                e.to_string(),
+                request_id_of(&headers),
+            )
+            .await;
+            return Err(bad(e));
+        }
+    };
+    match verified.message {
+        LogoutMessage::Request(req) => {
+            let Some(name_id) = req.name_id.as_ref().map(|n| n.value.clone()) else {
+                return Err(bad("the LogoutRequest names no one (NameID)"));
+            };
+            let named = UpstreamNamed {
+                initiator: UpstreamInitiator {
+                    connector_id,
+                    request_id: req.id.clone().unwrap_or_default(),
+                    relay_state: verified.relay_state,
+                },
+                name_id,
+                session_index: req.session_index.clone(),
+            };
+            begin_with(state, headers, None, OidcEnd::default(), Some(named)).await
+        }
+        LogoutMessage::Response(resp) => {
+            let Some(handle) = verified.relay_state else {
+                return Err(bad(
+                    "a LogoutResponse must carry the RelayState the hub sent",
+                ));
+            };
+            let success = resp
+                .status
+                .as_ref()
+                .and_then(|s| s.status_code.value.as_deref())
+                == Some(STATUS_SUCCESS);
+            let answered = resp.in_response_to.clone();
+            resumed(state, headers, handle, answered, success, now).await
+        }
+    }
+}
+
+/// An OIDC provider sent the browser back from its end-session endpoint.
+pub async fn upstream_returned(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    let Some(handle) = q.get("state").cloned() else {
+        return Err(bad("the provider did not return the logout state"));
+    };
+    let now = state.clock.now();
+    let waited = Some(super::upstream::OIDC_WAIT.to_string());
+    resumed(state, headers, handle, waited, true, now).await
+}
+
+/// The upstream answered the hub's logout: it must be the answer the hub waits for.
+async fn resumed(
+    state: AppState,
+    headers: HeaderMap,
+    handle: String,
+    answered: Option<String>,
+    success: bool,
+    now: i64,
+) -> Result<Response, WebError> {
+    let h = handle.clone();
+    let expected = state
+        .store
+        .write_async(move |c| {
+            let mut st = load(c, &h, now)?;
+            if st.waiting_for_upstream.is_none() || st.waiting_for_upstream != answered {
+                return Err(Error::invalid(
+                    "SAMLResponse",
+                    "not the logout answer the hub is waiting for",
+                ));
+            }
+            st.waiting_for_upstream = None;
+            st.partial |= !success;
+            save(c, &h, &st)
+        })
+        .await;
+    if let Err(e) = expected {
+        super::audit_refusal(
+            &state,
+            "saml.upstream_slo",
+            "upstream".into(),
+            e.to_string(),
+            request_id_of(&headers),
+        )
+        .await;
+        return Err(e.into());
+    }
+    next(state, headers, handle).await
+}
+
 /// Starts a logout: ends the browser's SSO session and lists the relying parties to tell.
 async fn begin(
     state: AppState,
     headers: HeaderMap,
     initiator: Option<Initiator>,
 ) -> Result<Response, WebError> {
-    begin_with(state, headers, initiator, OidcEnd::default()).await
+    begin_with(state, headers, initiator, OidcEnd::default(), None).await
 }
 
 /// An OIDC client's RP-initiated logout, through the same steps as a SAML one.
@@ -268,7 +421,7 @@ pub async fn oidc_logout(
     headers: HeaderMap,
     oidc: OidcEnd,
 ) -> Result<Response, WebError> {
-    begin_with(state, headers, None, oidc).await
+    begin_with(state, headers, None, oidc, None).await
 }
 
 /// Ends the browser's SSO session (or the one an OIDC id_token_hint names), tells OIDC
@@ -278,6 +431,7 @@ async fn begin_with(
     headers: HeaderMap,
     initiator: Option<Initiator>,
     oidc: OidcEnd,
+    from_upstream: Option<UpstreamNamed>,
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
     let cookie = cookies::get(&headers, &state.config.cookies.name).map(str::to_string);
@@ -289,13 +443,28 @@ async fn begin_with(
         .write_async(move |c| {
             // An id_token_hint names the session to end; the browser's cookie may belong to
             // another one, which is not ended without asking.
-            let sessions = match &sid {
-                Some((rp_id, sid)) => crate::oidc::logout::session_by_sid(c, rp_id, sid)?,
-                None => sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?,
+            let sessions = match (&sid, &from_upstream) {
+                (_, Some(named)) => sessions_of_upstream(c, named)?,
+                (Some((rp_id, sid)), None) => crate::oidc::logout::session_by_sid(c, rp_id, sid)?,
+                (None, None) => sessions_to_end(c, cookie.as_deref(), initiator.as_ref())?,
             };
             let mut backchannel = Vec::new();
             let mut pending = Vec::new();
+            let mut upstream = None;
             for (session_id, account) in sessions {
+                // Signing out at the upstream too, unless the upstream started this.
+                if upstream.is_none() && from_upstream.is_none() {
+                    let (connector, session): (Option<String>, Option<String>) = ss::table
+                        .find(&session_id)
+                        .select((ss::connector_id, ss::upstream_session))
+                        .first(c)?;
+                    if let (Some(connector_id), Some(session)) = (connector, session) {
+                        upstream = Some(UpstreamEnd {
+                            connector_id,
+                            session,
+                        });
+                    }
+                }
                 let served: Vec<(String, String, Option<String>)> = sr::table
                     .filter(sr::sso_session_id.eq(&session_id))
                     .select((sr::rp_id, sr::subject, sr::session_index))
@@ -313,10 +482,11 @@ async fn begin_with(
                 backchannel.extend(crate::oidc::logout::targets(c, &session_id)?);
                 crate::oidc::logout::end_session_tokens(c, &session_id, now)?;
                 crate::login::sso::end(c, &session_id, now)?;
-                let target = initiator
-                    .as_ref()
-                    .map(|i| i.rp_id.clone())
-                    .unwrap_or_else(|| "hub".into());
+                let target = match (&initiator, &from_upstream) {
+                    (Some(i), _) => i.rp_id.clone(),
+                    (None, Some(u)) => format!("connector:{}", u.initiator.connector_id),
+                    (None, None) => "hub".into(),
+                };
                 let event = Event::new(format!("account:{account}"), "logout")
                     .target(target)
                     .request(Some(request_id.clone()));
@@ -329,6 +499,9 @@ async fn begin_with(
                 waiting_for: None,
                 partial: false,
                 finish_at,
+                upstream,
+                upstream_initiator: from_upstream.map(|u| u.initiator),
+                waiting_for_upstream: None,
             };
             diesel::insert_into(ls::table)
                 .values((
@@ -390,6 +563,34 @@ fn sessions_to_end(
     Ok(q.load(c)?)
 }
 
+/// The live sessions an upstream IdP's LogoutRequest names: started through that connector,
+/// with that NameID (and SessionIndex, when the request names one).
+fn sessions_of_upstream(c: &mut Db, named: &UpstreamNamed) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String, Option<String>)> = ss::table
+        .filter(ss::connector_id.eq(&named.initiator.connector_id))
+        .filter(ss::upstream_subject.eq(named.name_id.trim()))
+        .filter(ss::ended_at.is_null())
+        .select((ss::id, ss::account_id, ss::upstream_session))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, s)| {
+            s.as_deref()
+                .and_then(|s| {
+                    serde_json::from_str::<fedhub_connectors::saml::UpstreamSession>(s).ok()
+                })
+                .is_some_and(|s| {
+                    fedhub_connectors::saml::names_session(
+                        &s,
+                        &named.name_id,
+                        named.session_index.as_deref(),
+                    )
+                })
+        })
+        .map(|(id, account, _)| (id, account))
+        .collect())
+}
+
 fn load(c: &mut Db, handle: &str, now: i64) -> Result<LogoutState> {
     let json: String = ls::table
         .find(sha256_hex(handle))
@@ -427,9 +628,28 @@ enum Step {
         partial: bool,
         finish_at: Option<String>,
     },
+    /// Sign out at the upstream the session came from.
+    Upstream(UpstreamEnd),
+    /// Answer the upstream IdP that started the logout.
+    AnswerUpstream(UpstreamInitiator),
 }
 
 async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Response, WebError> {
+    loop {
+        if let Some(res) = next_once(&state, &headers, &handle).await? {
+            return Ok(res);
+        }
+    }
+}
+
+/// One step of a logout; `None` when the step sent nothing (an upstream without logout) and
+/// the next one should run.
+async fn next_once(
+    state: &AppState,
+    headers: &HeaderMap,
+    handle: &str,
+) -> Result<Option<Response>, WebError> {
+    let (state, headers, handle) = (state.clone(), headers.clone(), handle.to_string());
     let now = state.clock.now();
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
@@ -471,8 +691,16 @@ async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Res
                     xml,
                 });
             }
+            // Then the upstream the person signed in with, if it offers logout.
+            if let Some(u) = st.upstream.take() {
+                save(c, &h, &st)?;
+                return Ok(Step::Upstream(u));
+            }
             diesel::delete(ls::table.find(sha256_hex(&h))).execute(c)?;
             let Some(init) = st.initiator else {
+                if let Some(u) = st.upstream_initiator {
+                    return Ok(Step::AnswerUpstream(u));
+                }
                 return Ok(Step::Done {
                     partial: st.partial,
                     finish_at: st.finish_at,
@@ -526,7 +754,44 @@ async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Res
             .read_async(move |c| keys::signer(c, &vault, Purpose::Saml)?.xml_signer())
             .await?
     };
-    match step {
+    let res = match step {
+        Step::Upstream(u) => {
+            let Some((res, waiting)) = super::upstream::logout_upstream(
+                &state,
+                &headers,
+                &u.connector_id,
+                &u.session,
+                &handle,
+            )
+            .await?
+            else {
+                return Ok(None);
+            };
+            let h = handle.clone();
+            state
+                .store
+                .write_async(move |c| {
+                    let mut st = load(c, &h, now)?;
+                    st.waiting_for_upstream = Some(waiting);
+                    save(c, &h, &st)
+                })
+                .await?;
+            Ok(res)
+        }
+        Step::AnswerUpstream(u) => {
+            match super::upstream::answer_upstream(
+                &state,
+                &headers,
+                &u.connector_id,
+                &u.request_id,
+                u.relay_state.as_deref(),
+            )
+            .await?
+            {
+                Some(res) => Ok(res),
+                None => signed_out_page(&state, &headers, false),
+            }
+        }
         Step::Tell {
             rp,
             endpoint,
@@ -564,19 +829,26 @@ async fn next(state: AppState, headers: HeaderMap, handle: String) -> Result<Res
             finish_at: Some(url),
             ..
         } => Ok(Redirect::to(&url).into_response()),
-        Step::Done { partial, .. } => {
-            let page = PageContext {
-                lang: Lang::negotiate(None, &headers),
-                request_id: request_id_of(&headers),
-                path: "/saml/logout".into(),
-                query: None,
-            };
-            let html = state
-                .pages
-                .render("signed_out.html", &page, context! { partial })?;
-            Ok(Html(html).into_response())
-        }
-    }
+        Step::Done { partial, .. } => signed_out_page(&state, &headers, partial),
+    };
+    res.map(Some)
+}
+
+fn signed_out_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    partial: bool,
+) -> Result<Response, WebError> {
+    let page = PageContext {
+        lang: Lang::negotiate(None, headers),
+        request_id: request_id_of(headers),
+        path: "/saml/logout".into(),
+        query: None,
+    };
+    let html = state
+        .pages
+        .render("signed_out.html", &page, context! { partial })?;
+    Ok(Html(html).into_response())
 }
 
 /// The NameID matches the assertion's exactly (Format and qualifiers too): SPs compare them.
@@ -682,21 +954,9 @@ fn send(
             relay_state,
         )?);
     }
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(xml.as_bytes()).map_err(Error::internal)?;
-    let deflated = STANDARD.encode(enc.finish().map_err(Error::internal)?);
-    let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let mut query = format!("{field}={}", e(&deflated));
-    if let Some(r) = relay_state {
-        query.push_str(&format!("&RelayState={}", e(r)));
-    }
-    query.push_str(&format!("&SigAlg={}", e(signer.alg().xml_signature_uri())));
-    let signature = signer
-        .sign_bytes(query.as_bytes())
+    let url = fedhub_metadata::xml::redirect::encode(endpoint, field, xml, relay_state, signer)
         .map_err(Error::internal)?;
-    query.push_str(&format!("&Signature={}", e(&STANDARD.encode(signature))));
-    let sep = if endpoint.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{endpoint}{sep}{query}")).into_response())
+    Ok(Redirect::to(&url).into_response())
 }
 
 /// "Sign out everywhere", started at the hub (POST only: a link on another site must not be

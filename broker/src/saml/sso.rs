@@ -491,6 +491,27 @@ pub fn post_message(
     xml: &str,
     relay_state: Option<&str>,
 ) -> Result<Response> {
+    post_form(
+        state,
+        headers,
+        rp_name,
+        acs,
+        field,
+        &STANDARD.encode(xml),
+        relay_state,
+    )
+}
+
+/// The auto-submitting form that carries `message` (already base64) to `acs`.
+pub fn post_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    rp_name: &str,
+    acs: &str,
+    field: &str,
+    message: &str,
+    relay_state: Option<&str>,
+) -> Result<Response> {
     let page = PageContext {
         lang: Lang::negotiate(None, headers),
         request_id: request_id_of(headers),
@@ -500,7 +521,7 @@ pub fn post_message(
     let html = state.pages.render(
         "saml_post.html",
         &page,
-        context! { action => acs, field => field, message => STANDARD.encode(xml), relay_state, rp_name => rp_name },
+        context! { action => acs, field => field, message => message, relay_state, rp_name => rp_name },
     )?;
     let script_hash = STANDARD.encode(ring::digest::digest(
         &ring::digest::SHA256,

@@ -10,6 +10,7 @@
 //! about a tenth of the hub's CPU under login load).
 
 pub mod counters;
+pub mod replay;
 pub mod schema;
 
 use std::time::Duration;

@@ -178,6 +178,8 @@ diesel::table! {
         expires_at -> BigInt,
         ended_at -> Nullable<BigInt>,
         last_seen_at -> BigInt,
+        upstream_session -> Nullable<Text>,
+        upstream_subject -> Nullable<Text>,
     }
 }
 

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
             "/connectors/simpki",
             axum::routing::post(add_simpki_connector),
         )
+        .route("/connectors/saml", axum::routing::post(add_saml_connector))
         .route("/connectors/{id}", get(show_connector))
         .route(
             "/connectors/{id}/enabled",
@@ -441,6 +442,22 @@ async fn add_simpki_connector(
         .request(Some(caller.request_id));
     let c = audited_api(&state, event, move |c| {
         crate::upstream::add_simpki(c, &vault, &reg, now)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+async fn add_saml_connector(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    ApiJson(reg): ApiJson<crate::upstream::SamlRegistration>,
+) -> ApiResult<(StatusCode, Json<crate::upstream::Connector>)> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "connector.add_saml")
+        .target(reg.id.clone())
+        .request(Some(caller.request_id));
+    let c = audited_api(&state, event, move |c| {
+        crate::upstream::add_saml(c, &reg, now)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(c)))

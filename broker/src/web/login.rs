@@ -44,7 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/connectors/{connector}/callback", get(oidc_callback))
 }
 
-fn expired(e: Error) -> WebError {
+pub(crate) fn expired(e: Error) -> WebError {
     WebError::page_with(
         e,
         "error.login_expired.title",
@@ -54,7 +54,7 @@ fn expired(e: Error) -> WebError {
 
 /// A page for an upstream failure: an answer that cannot be trusted says why (400, e.g. "the
 /// certificate has expired"); an upstream that did not answer is a 503.
-fn upstream_page(e: ConnectorError) -> WebError {
+pub(crate) fn upstream_page(e: ConnectorError) -> WebError {
     let error = match e {
         ConnectorError::Invalid(m) | ConnectorError::Refused(m) => Error::invalid("sign-in", m),
         other => Error::Unavailable(other.to_string()),
@@ -63,7 +63,7 @@ fn upstream_page(e: ConnectorError) -> WebError {
 }
 
 /// The login must continue in the browser that started it.
-fn check_binding(headers: &HeaderMap, handle: &str) -> Result<(), WebError> {
+pub(crate) fn check_binding(headers: &HeaderMap, handle: &str) -> Result<(), WebError> {
     match cookies::get(headers, cookies::LOGIN_COOKIE) {
         Some(v) if v == handle => Ok(()),
         _ => Err(expired(Error::invalid(
@@ -149,7 +149,7 @@ async fn chooser(
 
 /// What `connector` saved with the login when it started (nonce, challenge, transaction):
 /// the login must have gone to this very connector, and not have finished since.
-fn saved_state(
+pub(crate) fn saved_state(
     session: &auth_session::AuthSession,
     connector: &Connector,
     missing: &str,
@@ -161,7 +161,7 @@ fn saved_state(
 }
 
 /// The connector a login may use, or why not.
-async fn allowed(
+pub(crate) async fn allowed(
     state: &AppState,
     handle: &str,
     connector_id: &str,
@@ -276,6 +276,9 @@ async fn begin_connector(
                 },
             )?;
             Html(html).into_response()
+        }
+        Some(ConnectorKind::Saml) => {
+            crate::saml::upstream::begin(&state, &headers, &handle, session, connector).await?
         }
         Some(ConnectorKind::Simpki) => {
             let action = format!("/login/{handle}/{}/phone", connector.id);
@@ -590,6 +593,35 @@ async fn provider(
     Ok((meta, keys))
 }
 
+/// Where to send the browser to sign out at the OIDC provider a session came from (`None`
+/// when it offers no end-session endpoint or cannot be reached); it comes back to
+/// `/connectors/{id}/logged-out` with the logout handle as `state`.
+pub(crate) async fn oidc_end_session(
+    state: &AppState,
+    connector: &Connector,
+    session: &str,
+    handle: &str,
+) -> Option<String> {
+    let saved: upstream_oidc::UpstreamSession = serde_json::from_str(session).ok()?;
+    let vault = state.vault().ok()?;
+    let base = state.config.base_url();
+    let up = upstream::oidc_upstream(connector, &vault, &base).ok()?;
+    let (meta, _) = match provider(state, &up.issuer, false).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(connector = %connector.id, error = %e, "upstream logout skipped");
+            return None;
+        }
+    };
+    upstream_oidc::end_session_url(
+        &up,
+        &meta,
+        Some(&saved.id_token),
+        &format!("{base}/connectors/{}/logged-out", connector.id),
+        handle,
+    )
+}
+
 /// The OIDC provider sends the browser back here with a code (or an error).
 async fn oidc_callback(
     State(state): State<AppState>,
@@ -671,7 +703,7 @@ enum Step {
 
 /// Upstream identity → account → SSO session → answer, with the auth session consumed, in one
 /// transaction: a replayed callback finds the login already used.
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     headers: &HeaderMap,
     handle: &str,
@@ -718,8 +750,18 @@ async fn finish(
                     return Ok(Step::Refused(refusal));
                 }
             };
-            let (cookie, sso_session) =
-                sso::start(c, &account.id, &connector_id, &identity.authn, sso_ttl, now)?;
+            let (cookie, sso_session) = sso::start(
+                c,
+                &account.id,
+                &connector_id,
+                &identity.authn,
+                sso::UpstreamRef {
+                    subject: Some(&identity.subject),
+                    session: identity.session.as_deref(),
+                },
+                sso_ttl,
+                now,
+            )?;
             let event = Event::new(format!("account:{}", account.id), "login")
                 .target(connector_id.clone())
                 .request(Some(request_id.clone()));

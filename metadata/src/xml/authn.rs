@@ -7,7 +7,7 @@ use super::guard::{
     base64_decode, check_signature_profile, check_xml, guarded, parse_guarded, Limits,
 };
 use super::sp::SpMetadata;
-use super::{redirect, XmlError, ALLOWED};
+use super::{redirect, Peer, XmlError, ALLOWED};
 
 /// How the request arrived.
 #[derive(Debug, Clone)]
@@ -179,10 +179,10 @@ pub fn decode_authn_request(
     })
 }
 
-/// Verifies every signature with the SP's registered keys and the allowed algorithms, and
+/// Verifies every signature with the peer's registered keys and the allowed algorithms, and
 /// returns the document reduced to what the signatures cover.
-pub fn verify_and_reduce(xml: &str, sp: &SpMetadata) -> Result<String, XmlError> {
-    if sp.signing_certs.is_empty() {
+pub fn verify_and_reduce<P: Peer + ?Sized>(xml: &str, peer: &P) -> Result<String, XmlError> {
+    if peer.signing_certs().is_empty() {
         return Err(XmlError::NoSigningKey);
     }
     // Before libxmlsec sees it: it would fetch URLs, read files and run XPath the message names.
@@ -190,7 +190,7 @@ pub fn verify_and_reduce(xml: &str, sp: &SpMetadata) -> Result<String, XmlError>
     guarded(|| {
         XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
             xml,
-            &sp.signing_certs,
+            peer.signing_certs(),
             ReduceMode::ValidateAndMarkNoAncestors,
             Some(ALLOWED),
         )

@@ -70,10 +70,12 @@ pub fn inflate(compressed: &[u8], limits: Limits) -> Result<Vec<u8>, XmlError> {
     Ok(out)
 }
 
-/// Algorithm URIs that xmlsec may be asked to run before a signature is verified:
-/// canonicalization, the enveloped-signature transform, and RSA/ECDSA/digest methods (whose
-/// strength `ALLOWED` checks afterwards). Anything else (XPath, XPath Filter 2.0, XPointer,
-/// XSLT, base64, ...) is refused: SAML's signature profile (SAML Core §5.4.4) needs none.
+/// Algorithm URIs that may appear in a signed document: canonicalization, the
+/// enveloped-signature transform, RSA/ECDSA/digest methods (whose strength `ALLOWED` checks
+/// afterwards), and the XML Encryption methods of an EncryptedAssertion or of metadata's
+/// `EncryptionMethod` (never run as part of a signature check; the decryption layer has its
+/// own, stricter, list). Anything else (XPath, XPath Filter 2.0, XPointer, XSLT, base64, ...)
+/// is refused: SAML's signature profile (SAML Core §5.4.4) needs none.
 const PROCESSABLE_ALGORITHMS: &[&str] = &[
     "http://www.w3.org/2001/10/xml-exc-c14n#",
     "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
@@ -97,6 +99,21 @@ const PROCESSABLE_ALGORITHMS: &[&str] = &[
     "http://www.w3.org/2001/04/xmlenc#sha256",
     "http://www.w3.org/2001/04/xmldsig-more#sha384",
     "http://www.w3.org/2001/04/xmlenc#sha512",
+    "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes192-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes192-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2001/04/xmlenc#tripledes-cbc",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    "http://www.w3.org/2001/04/xmlenc#rsa-1_5",
+    "http://www.w3.org/2009/xmlenc11#mgf1sha1",
+    "http://www.w3.org/2009/xmlenc11#mgf1sha224",
+    "http://www.w3.org/2009/xmlenc11#mgf1sha256",
+    "http://www.w3.org/2009/xmlenc11#mgf1sha384",
+    "http://www.w3.org/2009/xmlenc11#mgf1sha512",
 ];
 
 /// Checks the value of every attribute whose local name is `name`, as the XML parser will see

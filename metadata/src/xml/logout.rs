@@ -1,4 +1,4 @@
-//! Single-logout messages from a service provider. Both kinds must be signed: an unsigned
+//! Single-logout messages from a registered peer (a service provider, or an upstream IdP). Both kinds must be signed: an unsigned
 //! LogoutRequest would let anyone sign people out, an unsigned LogoutResponse would let anyone
 //! fake the end of a logout.
 
@@ -6,8 +6,7 @@ use samael::schema::{LogoutRequest, LogoutResponse};
 
 use super::authn::{issuer_value, unverified_xml, verify_and_reduce};
 use super::guard::{base64_decode, check_xml, parse_guarded, Limits};
-use super::sp::SpMetadata;
-use super::{redirect, Binding, XmlError};
+use super::{redirect, Binding, Peer, XmlError};
 
 #[derive(Debug, Clone)]
 pub enum LogoutMessage {
@@ -33,10 +32,10 @@ pub fn peek_issuer(binding: &Binding<'_>, param: &str, limits: Limits) -> Result
 
 /// Decodes and verifies a LogoutRequest (`param = "SAMLRequest"`) or LogoutResponse
 /// (`"SAMLResponse"`) from `sp`; the signature is required in both bindings.
-pub fn decode(
+pub fn decode<P: Peer + ?Sized>(
     binding: Binding<'_>,
     param: &str,
-    sp: &SpMetadata,
+    sp: &P,
     limits: Limits,
 ) -> Result<VerifiedLogout, XmlError> {
     let (xml, relay_state) = match binding {
@@ -45,7 +44,7 @@ pub fn decode(
             msg.signature
                 .as_ref()
                 .ok_or(XmlError::MissingSignature)?
-                .verify(&sp.signing_certs)?;
+                .verify(sp.signing_certs())?;
             (msg.xml, msg.relay_state)
         }
         Binding::Post {
@@ -75,12 +74,13 @@ pub fn decode(
     })
 }
 
-fn check_issuer(issuer: Option<&str>, sp: &SpMetadata) -> Result<(), XmlError> {
-    if issuer.map(str::trim) == Some(sp.entity_id.as_str()) {
+fn check_issuer<P: Peer + ?Sized>(issuer: Option<&str>, peer: &P) -> Result<(), XmlError> {
+    if issuer.map(str::trim) == Some(peer.entity_id()) {
         Ok(())
     } else {
-        Err(XmlError::Invalid(
-            "the Issuer is not this service provider".into(),
-        ))
+        Err(XmlError::Invalid(format!(
+            "the Issuer is not {}",
+            peer.entity_id()
+        )))
     }
 }

@@ -14,17 +14,37 @@
 //! - panics inside samael/libxml become errors.
 
 pub mod authn;
+pub mod decrypt;
 pub mod dsig;
 pub mod encrypt;
 pub mod guard;
+pub mod idp;
 pub mod logout;
 pub mod redirect;
+pub mod response;
 pub mod sign;
 pub mod sp;
 
 pub use authn::{decode_authn_request, Binding, VerifiedAuthnRequest};
 pub use guard::Limits;
+pub use idp::IdpMetadata;
 pub use sp::{Acs, SpMetadata};
+
+/// A registered SAML peer whose signed messages the hub verifies: only its metadata's
+/// entity ID and signing keys count, never a key a message carries.
+pub trait Peer {
+    fn entity_id(&self) -> &str;
+    fn signing_certs(&self) -> &[samael::crypto::CertificateDer];
+}
+
+impl Peer for SpMetadata {
+    fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+    fn signing_certs(&self) -> &[samael::crypto::CertificateDer] {
+        &self.signing_certs
+    }
+}
 
 /// Why an XML message or document was refused. The text is safe to show to the SP's
 /// operators (it never echoes the message back).

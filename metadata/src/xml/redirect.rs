@@ -134,3 +134,34 @@ impl RedirectSignature {
         Err(XmlError::BadSignature)
     }
 }
+
+/// The URL that sends `xml` to `endpoint` with the HTTP-Redirect binding: DEFLATE + base64 in
+/// `field` (`SAMLRequest` or `SAMLResponse`), then RelayState and SigAlg, signed over exactly
+/// those encoded bytes (SAML Bindings §3.4.4.1).
+pub fn encode(
+    endpoint: &str,
+    field: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+    signer: &super::dsig::XmlSigner,
+) -> Result<String, XmlError> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let failed = |_| XmlError::Invalid("cannot compress the message".into());
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(xml.as_bytes()).map_err(failed)?;
+    let deflated = base64::engine::general_purpose::STANDARD.encode(enc.finish().map_err(failed)?);
+    let e = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut query = format!("{field}={}", e(&deflated));
+    if let Some(r) = relay_state {
+        query.push_str(&format!("&RelayState={}", e(r)));
+    }
+    query.push_str(&format!("&SigAlg={}", e(signer.alg().xml_signature_uri())));
+    let signature = signer.sign_bytes(query.as_bytes())?;
+    query.push_str(&format!(
+        "&Signature={}",
+        e(&base64::engine::general_purpose::STANDARD.encode(signature))
+    ));
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    Ok(format!("{endpoint}{sep}{query}"))
+}

@@ -43,12 +43,13 @@ pub struct SpMetadata {
     pub cache_duration: Option<String>,
 }
 
-fn certs(
-    descriptor: &samael::metadata::SpSsoDescriptor,
+/// The certificates of the KeyDescriptors whose `use` passes `usable`, each checked readable.
+pub(crate) fn certs<'a>(
+    key_descriptors: impl IntoIterator<Item = &'a samael::metadata::KeyDescriptor>,
     usable: impl Fn(Option<&str>) -> bool,
 ) -> Result<Vec<CertificateDer>, XmlError> {
     let mut out = Vec::new();
-    for kd in descriptor.key_descriptors.iter().flatten() {
+    for kd in key_descriptors {
         if !usable(kd.key_use.as_deref()) {
             continue;
         }
@@ -79,7 +80,7 @@ pub fn is_loopback(u: &url::Url) -> bool {
 }
 
 /// URLs the hub will send people to must be https (http only on loopback, for tests/demo).
-fn acceptable_endpoint(url: &str) -> bool {
+pub(crate) fn acceptable_endpoint(url: &str) -> bool {
     let Ok(u) = url::Url::parse(url) else {
         return false;
     };
@@ -151,11 +152,15 @@ pub fn parse(xml: &[u8], limits: Limits) -> Result<SpMetadata, XmlError> {
             )));
         }
     }
-    let signing_certs = certs(sp, |u| u != Some("encryption"))?;
+    let signing_certs = certs(sp.key_descriptors.iter().flatten(), |u| {
+        u != Some("encryption")
+    })?;
     if signing_certs.is_empty() {
         return Err(XmlError::NoSigningKey);
     }
-    let encryption_certs = certs(sp, |u| u != Some("signing"))?;
+    let encryption_certs = certs(sp.key_descriptors.iter().flatten(), |u| {
+        u != Some("signing")
+    })?;
     Ok(SpMetadata {
         entity_id,
         acs,

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 use crate::store::schema::{connectors as k, relying_parties, rp_connectors as rc};
 use crate::store::Db;
 
+pub mod saml;
+pub use saml::{add_saml, saml_upstream, SamlRegistration};
+
 /// A registered connector (settings as stored: secrets sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
 #[diesel(table_name = crate::store::schema::connectors)]
@@ -40,9 +43,14 @@ impl Connector {
     /// SAML SP's Scoping/IDPList ProviderID would.
     pub fn answers_to(&self, hint: &str) -> bool {
         self.id == hint
-            || (self.kind() == Some(ConnectorKind::Oidc)
-                && serde_json::from_str::<OidcSettings>(&self.config)
-                    .is_ok_and(|s| s.issuer == hint))
+            || match self.kind() {
+                Some(ConnectorKind::Oidc) => serde_json::from_str::<OidcSettings>(&self.config)
+                    .is_ok_and(|s| s.issuer == hint),
+                Some(ConnectorKind::Saml) => {
+                    saml::SamlSettings::parse(&self.config).is_ok_and(|s| s.entity_id == hint)
+                }
+                _ => false,
+            }
     }
 }
 
@@ -74,7 +82,7 @@ pub struct OidcRegistration {
 }
 
 /// Connector ids appear in URLs (`/connectors/{id}/callback`): a short slug.
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 40
         && id
@@ -91,7 +99,7 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn insert(
+pub(crate) fn insert(
     conn: &mut Db,
     id: &str,
     kind: ConnectorKind,
