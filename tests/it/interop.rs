@@ -16,12 +16,12 @@ const ENTITY: &str = "https://pysaml2-sp.example/sp";
 const ACS: &str = "https://pysaml2-sp.example/acs";
 const SLO: &str = "https://pysaml2-sp.example/slo";
 
-fn interop_dir() -> PathBuf {
+pub fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
 }
 
 /// The venv's python (built on first use).
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let out = Command::new(interop_dir().join("setup-venv"))
         .output()
         .expect("run tests/interop/setup-venv");
@@ -34,14 +34,14 @@ fn python() -> PathBuf {
     PathBuf::from(stdout.lines().last().unwrap().trim())
 }
 
-struct Sp {
-    python: PathBuf,
-    dir: tempfile::TempDir,
-    idp_metadata: PathBuf,
+pub struct Sp {
+    pub python: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub idp_metadata: PathBuf,
 }
 
 impl Sp {
-    fn run(&self, args: &[&str]) -> Value {
+    pub fn run(&self, args: &[&str]) -> Value {
         let out = Command::new(&self.python)
             .arg(interop_dir().join("pysaml2_sp.py"))
             .args(args)
@@ -56,7 +56,7 @@ impl Sp {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
-    fn with_idp(&self, cmd: &str, extra: &[&str]) -> Value {
+    pub fn with_idp(&self, cmd: &str, extra: &[&str]) -> Value {
         let mut args = vec![cmd, "--idp-metadata", self.idp_metadata.to_str().unwrap()];
         args.extend_from_slice(extra);
         self.run(&args)
@@ -64,7 +64,7 @@ impl Sp {
 }
 
 /// Path and query of a URL pointing at the hub.
-fn local(url: &str) -> String {
+pub fn local(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
@@ -228,7 +228,7 @@ async fn pysaml2_signs_in_and_out_through_the_hub() {
     assert!(finished.body.contains("Đã đăng xuất"));
 }
 
-fn base64_of(xml: &str) -> String {
+pub fn base64_of(xml: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(xml)
 }

@@ -21,5 +21,6 @@ mod upstream_certificate;
 mod upstream_interop;
 mod upstream_oidc;
 mod upstream_saml;
+mod upstream_saml_interop;
 
 mod upstream_simpki;

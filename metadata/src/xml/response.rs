@@ -112,38 +112,43 @@ fn subject_name_id(assertion_xml: &str) -> Option<NameId> {
     }
 }
 
-/// The element `name` (local name) of `xml` as text, the first one.
-fn element_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+/// `xml` without its `Signature` and `EncryptedAssertion` elements, for samael: once verified
+/// (or opened) they say nothing more, and samael parses them only under the `ds:` prefix
+/// (pysaml2 writes `ns2:`, Keycloak `dsig:`).
+fn without_signatures(xml: &str) -> String {
+    let skip = |name: &[u8]| name == b"Signature" || name == b"EncryptedAssertion";
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut depth = 0usize;
-    let mut start = None;
+    let mut out = String::with_capacity(xml.len());
+    let mut copied = 0usize;
+    let mut skipping: Option<(usize, usize)> = None; // (start offset, depth)
     loop {
         let before = reader.buffer_position() as usize;
         match reader.read_event() {
-            Ok(Event::Start(e)) => {
-                if start.is_none() && e.local_name().as_ref() == name.as_bytes() {
-                    start = Some(before);
-                    depth = 0;
-                }
-                if start.is_some() {
-                    depth += 1;
+            Ok(Event::Start(e)) => match skipping.as_mut() {
+                Some((_, depth)) => *depth += 1,
+                None if skip(e.local_name().as_ref()) => skipping = Some((before, 1)),
+                None => {}
+            },
+            Ok(Event::Empty(e)) if skipping.is_none() && skip(e.local_name().as_ref()) => {
+                out.push_str(&xml[copied..before]);
+                copied = reader.buffer_position() as usize;
+            }
+            Ok(Event::End(_)) => {
+                if let Some((start, depth)) = skipping.as_mut() {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        out.push_str(&xml[copied..*start]);
+                        copied = reader.buffer_position() as usize;
+                        skipping = None;
+                    }
                 }
             }
-            Ok(Event::Empty(e))
-                if start.is_none() && e.local_name().as_ref() == name.as_bytes() =>
-            {
-                return xml.get(before..reader.buffer_position() as usize);
-            }
-            Ok(Event::End(_)) if start.is_some() => {
-                depth -= 1;
-                if depth == 0 {
-                    return xml.get(start?..reader.buffer_position() as usize);
-                }
-            }
-            Ok(Event::Eof) | Err(_) => return None,
+            Ok(Event::Eof) | Err(_) => break,
             _ => {}
         }
     }
+    out.push_str(&xml[copied..]);
+    out
 }
 
 /// Decodes and verifies `SAMLResponse` (the POSTed base64) from `idp`. `decryption_keys` are
@@ -170,13 +175,13 @@ pub fn decode_response(
         ));
     }
     let encrypted = names.iter().any(|n| n == "EncryptedAssertion");
-    // The envelope as verified when the Response is signed (a signature only inside an
-    // encrypted assertion is not visible yet).
-    let signed_envelope = if xml.contains("SignatureValue") {
+    // What the visible signature covers: the whole Response, or (unencrypted) the Assertion.
+    // A signature inside an encrypted assertion is not visible yet.
+    let (signed_envelope, signed_assertion) = if xml.contains("SignatureValue") {
         let reduced = verify_and_reduce(xml, idp)?;
         match element_names(&reduced).first().map(String::as_str) {
-            Some("Response") => Some(reduced),
-            Some("Assertion") if !encrypted => None,
+            Some("Response") => (Some(reduced), None),
+            Some("Assertion") if !encrypted => (None, Some(reduced)),
             _ => {
                 return Err(XmlError::Invalid(
                     "the signature covers neither the Response nor its Assertion".into(),
@@ -184,21 +189,30 @@ pub fn decode_response(
             }
         }
     } else {
-        None
+        (None, None)
     };
     let response_signed = signed_envelope.is_some();
     let envelope_xml = signed_envelope.as_deref().unwrap_or(xml);
-    let response: Response = parse_guarded(envelope_xml)?;
+    let response: Response = parse_guarded(&without_signatures(envelope_xml))?;
 
-    // The Assertion, and whether a verified signature covers it already.
-    let (assertion_xml, covered) = if encrypted {
+    // The Assertion as XML a verified signature covers.
+    let assertion_xml = if encrypted {
         let opened = super::decrypt::decrypt_assertion(envelope_xml, decryption_keys, limits)?;
-        (opened, response_signed)
+        if opened.contains("SignatureValue") {
+            // Standalone from here on: what its own signature covers.
+            verify_and_reduce(&opened, idp)?
+        } else if response_signed {
+            opened
+        } else {
+            return Err(XmlError::MissingSignature);
+        }
+    } else if let Some(reduced) = signed_assertion {
+        reduced
+    } else if response_signed && assertions == 1 {
+        // Covered by the Response's signature; read from the verified envelope.
+        envelope_xml.to_string()
     } else if assertions == 1 {
-        let text = element_text(envelope_xml, "Assertion")
-            .ok_or_else(|| XmlError::Parse("unreadable Assertion".into()))?
-            .to_string();
-        (text, response_signed)
+        return Err(XmlError::MissingSignature);
     } else {
         return Ok(VerifiedResponse {
             response,
@@ -207,20 +221,19 @@ pub fn decode_response(
             name_id: None,
         });
     };
-    let assertion_xml = if assertion_xml.contains("SignatureValue") {
-        // A standalone document from here on: what its own signature covers.
-        verify_and_reduce(&assertion_xml, idp)?
-    } else if covered {
-        assertion_xml
-    } else {
-        return Err(XmlError::MissingSignature);
+    let assertion: Assertion = match element_names(&assertion_xml).first().map(String::as_str) {
+        Some("Assertion") => parse_guarded(&without_signatures(&assertion_xml))?,
+        // A verified Response: samael parsed its one Assertion with it.
+        Some("Response") => response
+            .assertion
+            .clone()
+            .ok_or_else(|| XmlError::Parse("unreadable Assertion".into()))?,
+        _ => {
+            return Err(XmlError::Invalid(
+                "the signature does not cover the Assertion".into(),
+            ))
+        }
     };
-    if element_names(&assertion_xml).first().map(String::as_str) != Some("Assertion") {
-        return Err(XmlError::Invalid(
-            "the signature does not cover the Assertion".into(),
-        ));
-    }
-    let assertion: Assertion = parse_guarded(&assertion_xml)?;
     Ok(VerifiedResponse {
         response,
         response_signed,
