@@ -54,6 +54,7 @@ async fn discovery(State(op): State<Shared>) -> Json<Value> {
         "token_endpoint": format!("{iss}/token"),
         "userinfo_endpoint": format!("{iss}/me"),
         "jwks_uri": format!("{iss}/jwks"),
+        "end_session_endpoint": format!("{iss}/logout"),
         "authorization_response_iss_parameter_supported": true,
     }))
 }
@@ -576,4 +577,61 @@ async fn the_national_idp_signs_a_citizen_in_to_a_saml_portal() {
     let page = send(&app, get_req(&login, &[("fedhub_login", &bind)])).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert!(page.location().starts_with(&format!("{issuer}/auth?")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_at_the_hub_signs_out_at_the_national_identity_provider_too() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    let hub = hub_with_upstream(&issuer).await;
+    let (back, _, _) = through_upstream(&hub, &op, Mode::Good).await;
+    let sso = back.cookie("fedhub_sso").unwrap();
+    let r = send(
+        &hub.app,
+        Request::post("/saml/logout")
+            .header(header::COOKIE, format!("fedhub_sso={sso}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // RP-initiated logout at the provider, with the ID token it issued as the hint.
+    assert!(r.location().starts_with(&format!("{issuer}/logout?")), "{}", r.location());
+    let q = query_of(r.location());
+    assert_eq!(q["client_id"], "fedhub-hub");
+    assert_eq!(
+        q["post_logout_redirect_uri"],
+        "http://127.0.0.1:8080/connectors/natl/logged-out"
+    );
+    let hint = jwt_claims(&q["id_token_hint"]);
+    assert_eq!(hint["iss"], issuer.as_str());
+    assert_eq!(hint["sub"], "nidp-citizen-1");
+    // Coming back with another state is refused; with its own, the person sees the end.
+    let wrong = send(
+        &hub.app,
+        get_req("/connectors/natl/logged-out?state=not-this-one", &[]),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    let done = send(
+        &hub.app,
+        get_req(
+            &format!("/connectors/natl/logged-out?state={}", enc(&q["state"])),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("out-heading"), "the signed-out page: {}", done.body);
+    // The hub session is over.
+    let (_, challenge) = pkce();
+    let again = send(
+        &hub.app,
+        get_req(
+            &hub.authorize_uri(&challenge, "&prompt=none"),
+            &[("fedhub_sso", &sso)],
+        ),
+    )
+    .await;
+    assert_eq!(query_of(again.location())["error"], "login_required");
 }
