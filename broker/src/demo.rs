@@ -125,10 +125,61 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
     if args.seed_only {
         return Ok(());
     }
+    // The mobile-signature provider, simulated on a free loopback port.
+    let sim_listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(Error::internal)?;
+    let sim_url = format!(
+        "http://{}",
+        sim_listener.local_addr().map_err(Error::internal)?
+    );
+    let sim = seed_simpki(&demo, &sim_url)?;
+    runtime.spawn(crate::simpki_simulator::serve(sim_listener, sim));
+    println!(
+        "SIM-PKI simulator: {sim_url}. Choose \"{SIMPKI_NAME}\" and type a demo phone number\n\
+         (0912345678, 0987654321, 0905123456); the phone confirms after 3 seconds.\n"
+    );
     let state = web::AppState::new(demo.config, demo.store, Arc::new(SystemClock))?;
     let grace = state.config.server.shutdown_grace;
     runtime.block_on(web::serve(listener, state, web::shutdown_signal(), grace))?;
     Ok(())
+}
+
+const SIMPKI_NAME: &str = "SIM ký số (mô phỏng)";
+
+/// Starts a SIM-PKI simulator whose subscribers are the demo citizens and registers it as
+/// the `sim` connector.
+fn seed_simpki(demo: &Prepared, url: &str) -> Result<crate::simpki_simulator::Simulator> {
+    let api_key = tokens::random_secret("sim-")?;
+    let sim = crate::simpki_simulator::Simulator::new(
+        std::time::Duration::from_secs(3),
+        api_key.clone(),
+    )?;
+    for (kind, name, id, phone, _) in DEMO_ACCOUNTS {
+        if *kind == "citizen" {
+            let msisdn = fedhub_connectors::simpki::normalise_msisdn(phone)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            sim.add_subscriber(&msisdn, id, name)?;
+        }
+    }
+    let reg = crate::upstream::SimPkiRegistration {
+        id: "sim".into(),
+        display_name: SIMPKI_NAME.into(),
+        provider_url: url.to_string(),
+        api_key,
+        certificate: fedhub_connectors::certificate::CertificateConfig::new(vec![sim.ca_pem()]),
+    };
+    let vault = demo
+        .config
+        .at_rest_key()
+        .map_err(|e| Error::internal(e.to_string()))?
+        .ok_or_else(|| Error::internal("demo at-rest key missing"))?;
+    let now = SystemClock.now();
+    let event = Event::new("demo", "connector.add_simpki").target("sim");
+    audit::audited(&demo.store, event, now, |c| {
+        crate::upstream::add_simpki(c, &vault, &reg, now)
+    })?;
+    Ok(sim)
 }
 
 /// A seeded demo, ready to serve.
