@@ -12,7 +12,15 @@ use serde::{Deserialize, Serialize};
 
 /// Sections of the file; an environment variable is read only if it names one of them.
 const SECTIONS: &[&str] = &[
-    "saml", "server", "database", "cookies", "sessions", "tokens", "keys", "logging",
+    "saml",
+    "server",
+    "database",
+    "cookies",
+    "sessions",
+    "tokens",
+    "keys",
+    "logging",
+    "connectors",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -596,7 +596,11 @@ async fn signing_out_at_the_hub_signs_out_at_the_national_identity_provider_too(
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     // RP-initiated logout at the provider, with the ID token it issued as the hint.
-    assert!(r.location().starts_with(&format!("{issuer}/logout?")), "{}", r.location());
+    assert!(
+        r.location().starts_with(&format!("{issuer}/logout?")),
+        "{}",
+        r.location()
+    );
     let q = query_of(r.location());
     assert_eq!(q["client_id"], "fedhub-hub");
     assert_eq!(
@@ -622,7 +626,11 @@ async fn signing_out_at_the_hub_signs_out_at_the_national_identity_provider_too(
     )
     .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert!(done.body.contains("out-heading"), "the signed-out page: {}", done.body);
+    assert!(
+        done.body.contains("out-heading"),
+        "the signed-out page: {}",
+        done.body
+    );
     // The hub session is over.
     let (_, challenge) = pkce();
     let again = send(

@@ -323,6 +323,14 @@ pub async fn from_upstream(
     match verified.message {
         LogoutMessage::Request(req) => {
             let Some(name_id) = req.name_id.as_ref().map(|n| n.value.clone()) else {
+                super::audit_refusal(
+                    &state,
+                    "saml.upstream_slo",
+                    format!("connector:{connector_id}"),
+                    "a LogoutRequest without NameID".into(),
+                    request_id_of(&headers),
+                )
+                .await;
                 return Err(bad("the LogoutRequest names no one (NameID)"));
             };
             let named = UpstreamNamed {
@@ -338,6 +346,14 @@ pub async fn from_upstream(
         }
         LogoutMessage::Response(resp) => {
             let Some(handle) = verified.relay_state else {
+                super::audit_refusal(
+                    &state,
+                    "saml.upstream_slo",
+                    format!("connector:{connector_id}"),
+                    "a LogoutResponse without RelayState".into(),
+                    request_id_of(&headers),
+                )
+                .await;
                 return Err(bad(
                     "a LogoutResponse must carry the RelayState the hub sent",
                 ));

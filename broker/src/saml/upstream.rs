@@ -218,7 +218,18 @@ pub async fn acs(
             Some(handle),
         )?);
     }
-    check_binding(&headers, handle)?;
+    if let Err(e) = check_binding(&headers, handle) {
+        super::audit_refusal(
+            &state,
+            "saml.acs",
+            format!("connector:{connector_id}"),
+            "the Response came back to another browser than the one that started the sign-in"
+                .into(),
+            request_id_of(&headers),
+        )
+        .await;
+        return Err(e);
+    }
     let (session, connector) = match allowed(&state, handle, &connector_id).await {
         Ok(found) => found,
         Err(e) => {
