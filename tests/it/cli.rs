@@ -421,3 +421,295 @@ fn connectors_are_registered_checked_and_their_secrets_sealed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The variable carrying the arguments of a `fedhub` run to [`cli_child_process`].
+const CHILD_ARGS: &str = "IT_FEDHUB_CLI_CHILD_ARGS";
+
+/// Not a test by itself: the `fedhub` command run in a process of its own by
+/// [`Scratch::process`], so that what it prints to stdout and its exit code can be seen.
+#[test]
+#[ignore = "runs only as the child process of another test"]
+fn cli_child_process() {
+    let Ok(args) = std::env::var(CHILD_ARGS) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).unwrap();
+    let mut argv = vec!["fedhub".to_string()];
+    argv.extend(args);
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k != CHILD_ARGS).collect();
+    let code = match run(Cli::try_parse_from(argv).unwrap(), &env) {
+        Ok(()) => 0,
+        Err(Failure::Config(e)) => {
+            eprintln!("fedhub: {e}");
+            3
+        }
+        Err(Failure::App(e)) => {
+            eprintln!("fedhub: {e}");
+            i32::from(e.exit_code())
+        }
+    };
+    use std::io::Write as _;
+    std::io::stdout().flush().unwrap();
+    std::io::stderr().flush().unwrap();
+    std::process::exit(code);
+}
+
+/// What a `fedhub` process printed and how it exited.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Scratch {
+    /// Runs `fedhub ARGS` with `env` (and nothing else of `FEDHUB_*`) in its own process:
+    /// this test binary, re-entered at [`cli_child_process`].
+    fn process(&self, args: &[&str], env: &[(String, String)]) -> Ran {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "cli::cli_child_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ]);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FEDHUB_")) {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(CHILD_ARGS, serde_json::to_string(args).unwrap());
+        let out = cmd.output().unwrap();
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Minimal IdP metadata: one signing certificate, one Redirect SingleSignOnService.
+pub(crate) fn idp_metadata(cert_der: &[u8], entity_id: &str, sso: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="true"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
+        base64::engine::general_purpose::STANDARD.encode(cert_der)
+    )
+}
+
+/// A fresh IdP signing certificate (DER).
+pub(crate) fn idp_cert() -> Vec<u8> {
+    use fedhub_metadata::keys::{generate, KeyAlg};
+    generate(KeyAlg::Rsa2048, "idp", crate::support::NOW - 86_400, 365)
+        .unwrap()
+        .cert_der
+}
+
+/// An invalid-input refusal: exit code 2, the field it names, and its rule.
+fn refused_invalid(r: Result<(), Failure>) -> (String, String) {
+    match r {
+        Err(Failure::App(e @ Error::Invalid { .. })) => {
+            assert_eq!(e.exit_code(), 2);
+            match e {
+                Error::Invalid { field, rule } => (field, rule),
+                _ => unreachable!(),
+            }
+        }
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[test]
+fn saml_connectors_are_registered_from_idp_metadata_and_bad_ones_refused() {
+    const IDP: &str = "https://idp.botuphap.example.gov.vn/idp";
+    let s = Scratch::new();
+    let mut env = s.env();
+    env.push((
+        "FEDHUB_SERVER_PUBLIC_URL".into(),
+        "https://sso.example.gov.vn".into(),
+    ));
+    s.run_env(&["migrate"], env.clone()).unwrap();
+    let good = s.file(
+        "idp.xml",
+        &idp_metadata(&idp_cert(), IDP, "https://idp.botuphap.example.gov.vn/sso"),
+    );
+
+    let added = s.process(
+        &[
+            "connector",
+            "add-saml",
+            "--id",
+            "bo-tu-phap",
+            "--name",
+            "Bộ Tư pháp",
+            "--metadata",
+            &good,
+            "--map",
+            "urn:oid:2.5.4.42=name",
+        ],
+        &env,
+    );
+    assert_eq!(added.code, Some(0), "{}\n{}", added.stdout, added.stderr);
+    assert!(
+        added
+            .stdout
+            .contains("connector bo-tu-phap (Bộ Tư pháp) added"),
+        "{}",
+        added.stdout
+    );
+    assert!(
+        added
+            .stdout
+            .contains("https://sso.example.gov.vn/connectors/bo-tu-phap/saml/metadata"),
+        "the SP metadata URL to give the IdP: {}",
+        added.stdout
+    );
+
+    let list = s.process(&["connector", "list"], &env);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let listed = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.contains('\t'))
+            .map(String::from)
+            .collect()
+    };
+    let before = listed(&list.stdout);
+    assert_eq!(
+        before,
+        vec!["bo-tu-phap\tsaml\tenabled\tBộ Tư pháp".to_string()],
+        "{}",
+        list.stdout
+    );
+
+    let show = s.process(&["connector", "show", "bo-tu-phap"], &env);
+    assert_eq!(show.code, Some(0), "{}", show.stderr);
+    let json = &show.stdout[show.stdout.find('{').unwrap()..=show.stdout.rfind('}').unwrap()];
+    let shown: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(shown["id"], "bo-tu-phap");
+    assert_eq!(shown["kind"], "saml");
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(shown["settings"]["entity_id"], IDP);
+    assert_eq!(
+        shown["settings"]["attribute_map"]["urn:oid:2.5.4.42"],
+        "name"
+    );
+
+    // Refusals: each names what is wrong, exits 2, and adds nothing.
+    let add = |id: &str, metadata: &str, map: Option<&str>| {
+        let mut args = vec![
+            "connector",
+            "add-saml",
+            "--id",
+            id,
+            "--name",
+            "IdP khác",
+            "--metadata",
+            metadata,
+        ];
+        if let Some(m) = map {
+            args.extend(["--map", m]);
+        }
+        s.run_env(&args, env.clone())
+    };
+    let other = s.file(
+        "other.xml",
+        &idp_metadata(
+            &idp_cert(),
+            "https://idp.other.example.gov.vn/idp",
+            "https://idp.other.example.gov.vn/sso",
+        ),
+    );
+    let plain_http = s.file(
+        "http.xml",
+        &idp_metadata(
+            &idp_cert(),
+            "https://idp.other.example.gov.vn/idp",
+            "http://idp.other.example.gov.vn/sso",
+        ),
+    );
+    let (field, rule) = refused_invalid(add("other", &plain_http, None));
+    assert_eq!(field, "metadata");
+    assert!(
+        rule.contains("http://idp.other.example.gov.vn/sso") && rule.contains("https://"),
+        "{rule}"
+    );
+    // The same refusal as the operator sees it: a message on stderr, a non-zero exit.
+    let ran = s.process(
+        &[
+            "connector",
+            "add-saml",
+            "--id",
+            "other",
+            "--name",
+            "IdP khác",
+            "--metadata",
+            &plain_http,
+        ],
+        &env,
+    );
+    assert_eq!(ran.code, Some(2), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("metadata") && ran.stderr.contains("https://"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stdout.contains("added"), "{}", ran.stdout);
+
+    let (field, rule) = refused_invalid(add("other", &other, Some("x=password")));
+    assert_eq!(field, "attribute_map");
+    assert!(
+        rule.contains("password") && rule.contains("not an attribute the hub knows"),
+        "{rule}"
+    );
+    let (field, rule) = refused_invalid(add("other", &other, Some("urn:oid:2.5.4.42")));
+    assert_eq!(field, "map");
+    assert!(rule.contains("SAML_NAME=ATTRIBUTE"), "{rule}");
+    // The same IdP under another connector id.
+    match add("bo-tu-phap-2", &good, None) {
+        Err(Failure::App(e @ Error::Conflict { .. })) => {
+            assert_eq!(e.exit_code(), 2);
+            let Error::Conflict { field, rule } = e else {
+                unreachable!()
+            };
+            assert_eq!(field, "metadata");
+            assert!(rule.contains(IDP) && rule.contains("bo-tu-phap"), "{rule}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The same connector id again.
+    assert!(matches!(
+        add("bo-tu-phap", &other, None),
+        Err(Failure::App(Error::Conflict { field, .. })) if field == "id"
+    ));
+
+    let after = s.process(&["connector", "list"], &env);
+    assert_eq!(after.code, Some(0), "{}", after.stderr);
+    assert_eq!(listed(&after.stdout), before, "nothing added by a refusal");
+    assert!(matches!(
+        s.run_env(&["connector", "show", "other"], env.clone()),
+        Err(Failure::App(Error::NotFound { .. }))
+    ));
+    let audit = s.store().read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "connector.add_saml")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "success").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&"failure"), "{outcomes:?}");
+
+    // http:// is fine on loopback (a test IdP on this machine).
+    let local = s.file(
+        "local.xml",
+        &idp_metadata(
+            &idp_cert(),
+            "http://127.0.0.1:9000/idp",
+            "http://127.0.0.1:9000/sso",
+        ),
+    );
+    add("local", &local, Some("HoVaTen=name")).unwrap();
+}

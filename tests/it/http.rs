@@ -525,3 +525,164 @@ async fn admin_api_registers_connectors_and_never_returns_their_secrets() {
     assert_eq!(off.status, StatusCode::OK, "{}", off.body);
     assert_eq!(off.json()["enabled"], false);
 }
+
+#[tokio::test]
+async fn admin_api_registers_a_saml_connector_and_publishes_its_sp_metadata() {
+    const IDP: &str = "https://idp.botuphap.example.gov.vn/idp";
+    let store = support::sqlite();
+    // SAML keys exist, as after the first `fedhub serve`: the SP metadata is signed with them.
+    let (state, _clock) = support::saml_state(&store);
+    let app = web::router(state.clone());
+    let token = api_token(&state);
+    let good_xml = crate::cli::idp_metadata(
+        &crate::cli::idp_cert(),
+        IDP,
+        "https://idp.botuphap.example.gov.vn/sso",
+    );
+    let add = |body: serde_json::Value| {
+        post_json("/admin/api/v1/connectors/saml", &token, &body.to_string())
+    };
+
+    let anonymous = send(
+        app.clone(),
+        Request::post("/admin/api/v1/connectors/saml")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                serde_json::json!({"id": "bo-tu-phap", "display_name": "Bộ Tư pháp", "metadata_xml": good_xml})
+                    .to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // Bad metadata: 400 problem+json naming the field.
+    for (metadata_xml, says) in [
+        ("<md:EntityDescriptor".to_string(), ""),
+        (
+            crate::cli::idp_metadata(
+                &crate::cli::idp_cert(),
+                IDP,
+                "http://idp.botuphap.example.gov.vn/sso",
+            ),
+            "https://",
+        ),
+    ] {
+        let r = send(
+            app.clone(),
+            add(serde_json::json!({"id": "bo-tu-phap", "display_name": "Bộ Tư pháp", "metadata_xml": metadata_xml})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.header("content-type"), "application/problem+json");
+        assert_eq!(r.json()["type"], "urn:fedhub:problem:invalid");
+        assert_eq!(r.json()["field"], "metadata", "{}", r.body);
+        assert!(
+            r.json()["rule"].as_str().unwrap().contains(says),
+            "{}",
+            r.body
+        );
+    }
+    let r = send(
+        app.clone(),
+        add(serde_json::json!({"id": "bo-tu-phap", "display_name": "Bộ Tư pháp", "metadata_xml": good_xml, "attribute_map": {"x": "password"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.json()["field"], "attribute_map");
+
+    let ok = send(
+        app.clone(),
+        add(serde_json::json!({
+            "id": "bo-tu-phap",
+            "display_name": "Bộ Tư pháp",
+            "metadata_xml": good_xml,
+            "name_id_format": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            "attribute_map": {"urn:oid:2.5.4.42": "name"},
+        })),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert!(ok.header("content-type").starts_with("application/json"));
+    let c = ok.json();
+    assert_eq!(c["id"], "bo-tu-phap");
+    assert_eq!(c["kind"], "saml");
+    assert_eq!(c["display_name"], "Bộ Tư pháp");
+    assert_eq!(c["enabled"], true);
+    assert!(c.get("config").is_none(), "settings are not echoed: {c}");
+
+    // The same id again, or the same IdP under another id: 409.
+    let again = send(
+        app.clone(),
+        add(serde_json::json!({"id": "bo-tu-phap", "display_name": "Khác", "metadata_xml": crate::cli::idp_metadata(&crate::cli::idp_cert(), "https://idp.other.example.gov.vn/idp", "https://idp.other.example.gov.vn/sso")})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.header("content-type"), "application/problem+json");
+    assert_eq!(again.json()["type"], "urn:fedhub:problem:conflict");
+    assert_eq!(again.json()["field"], "id");
+    let same_idp = send(
+        app.clone(),
+        add(serde_json::json!({"id": "bo-tu-phap-2", "display_name": "Khác", "metadata_xml": good_xml})),
+    )
+    .await;
+    assert_eq!(same_idp.status, StatusCode::CONFLICT, "{}", same_idp.body);
+    assert_eq!(same_idp.json()["field"], "metadata");
+
+    let list = send(
+        app.clone(),
+        Request::get("/admin/api/v1/connectors")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(
+        list.json().as_array().unwrap().len(),
+        1,
+        "refusals left nothing: {}",
+        list.body
+    );
+
+    let entries = state.store.read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    let added: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "connector.add_saml" && e.outcome == "success")
+        .collect();
+    assert_eq!(added.len(), 1, "{entries:?}");
+    assert_eq!(added[0].target.as_deref(), Some("bo-tu-phap"));
+    assert_eq!(added[0].actor, "api-token:test");
+    assert!(added[0].request_id.is_some());
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "connector.add_saml" && e.outcome == "failure"));
+
+    // The hub's SP metadata for this IdP: public, no token.
+    let md = send(app.clone(), get_req("/connectors/bo-tu-phap/saml/metadata")).await;
+    assert_eq!(md.status, StatusCode::OK, "{}", md.body);
+    assert_eq!(md.header("content-type"), "application/samlmetadata+xml");
+    let entity = "http://127.0.0.1:8080/connectors/bo-tu-phap/saml/metadata";
+    let parsed: samael::metadata::EntityDescriptor = md.body.parse().unwrap();
+    assert_eq!(parsed.entity_id.as_deref(), Some(entity));
+    let sp = &parsed.sp_sso_descriptors.as_ref().unwrap()[0];
+    assert_eq!(
+        sp.assertion_consumer_services[0].location,
+        "http://127.0.0.1:8080/connectors/bo-tu-phap/saml/acs"
+    );
+    assert!(md.body.contains("nameid-format:persistent"), "{}", md.body);
+    let hub_cert = store
+        .read(|c| fedhub::keys::signer(c, &support::vault(), fedhub::keys::Purpose::Saml))
+        .unwrap()
+        .cert_der;
+    assert!(
+        crate::saml::xmlsec1_verifies(
+            &md.body,
+            &hub_cert,
+            "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor"
+        ),
+        "signed with the hub's SAML key"
+    );
+    let none = send(app, get_req("/connectors/nope/saml/metadata")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}

@@ -207,23 +207,27 @@ async fn setup_with(configure: impl FnOnce(&mut fedhub::config::Config)) -> Setu
         default_registration(),
         configure,
     );
-    let reg = fedhub::upstream::CertificateRegistration {
-        id: "usb".into(),
-        display_name: "USB ký số".into(),
-        config: CertificateConfig::new(vec![String::from_utf8(ca.cert.to_pem().unwrap()).unwrap()]),
-    };
-    let rp_id = hub.rp_id.clone();
-    hub.store
-        .write(|c| {
-            fedhub::upstream::add_certificate(c, &reg, NOW)?;
-            fedhub::upstream::allow_for_rp(c, &rp_id, &["usb".to_string()])
-        })
-        .unwrap();
+    add_usb_connector(&hub.store, &ca, &hub.rp_id);
     Setup {
         hub,
         ca,
         crl: served,
     }
+}
+
+/// Registers the certificate connector `usb` trusting `ca`, the only one `rp_id` offers.
+fn add_usb_connector(store: &fedhub::store::Store, ca: &Ca, rp_id: &str) {
+    let reg = fedhub::upstream::CertificateRegistration {
+        id: "usb".into(),
+        display_name: "USB ký số".into(),
+        config: CertificateConfig::new(vec![String::from_utf8(ca.cert.to_pem().unwrap()).unwrap()]),
+    };
+    store
+        .write(|c| {
+            fedhub::upstream::add_certificate(c, &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, rp_id, &["usb".to_string()])
+        })
+        .unwrap();
 }
 
 /// Gateway request → chooser → the challenge page. Returns (challenge, answer action,
@@ -233,8 +237,14 @@ async fn challenge_page(hub: &OidcHub) -> (String, String, String, String) {
     let r = send(&hub.app, get_req(&hub.authorize_uri(&challenge, ""), &[])).await;
     let login = r.location().to_string();
     let bind = r.cookie("fedhub_login").unwrap();
+    let (challenge, action) = usb_challenge(&hub.app, &login, &bind).await;
+    (challenge, action, bind, verifier)
+}
+
+/// The login's chooser → the USB token's challenge page. Returns (challenge, answer action).
+async fn usb_challenge(app: &Router, login: &str, bind: &str) -> (String, String) {
     let page = send(
-        &hub.app,
+        app,
         Request::post(format!("{login}/usb"))
             .header(header::COOKIE, format!("fedhub_login={bind}"))
             .body(axum::body::Body::empty())
@@ -251,7 +261,7 @@ async fn challenge_page(hub: &OidcHub) -> (String, String, String, String) {
     let action_at = page.body.find("action=\"").unwrap() + 8;
     let action_end = page.body[action_at..].find('"').unwrap() + action_at;
     let action = html_unescape(&page.body[action_at..action_end]);
-    (req.challenge, action, bind, verifier)
+    (req.challenge, action)
 }
 
 fn html_unescape(s: &str) -> String {
@@ -264,12 +274,16 @@ fn html_unescape(s: &str) -> String {
 }
 
 async fn answer(hub: &OidcHub, action: &str, bind: &str, answer_json: &str) -> Reply {
+    answer_on(&hub.app, action, bind, answer_json).await
+}
+
+async fn answer_on(app: &Router, action: &str, bind: &str, answer_json: &str) -> Reply {
     let body = format!(
         "answer={}",
         url::form_urlencoded::byte_serialize(answer_json.as_bytes()).collect::<String>()
     );
     send(
-        &hub.app,
+        app,
         Request::post(action)
             .header(header::COOKIE, format!("fedhub_login={bind}"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -520,4 +534,209 @@ async fn a_client_certificate_forwarded_by_the_trusted_proxy_signs_in() {
             assert!(r.location().starts_with(REDIRECT));
         }
     }
+}
+
+/// A hub whose relying party is a SAML service provider (the test SP, signing its requests)
+/// and whose only sign-in method for it is the USB token.
+struct SamlSetup {
+    app: Router,
+    store: crate::support::TestStore,
+    sp: crate::sp::TestSp,
+    ca: Ca,
+    _crl: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+async fn saml_setup() -> SamlSetup {
+    let served = Arc::new(Mutex::new(None));
+    let url = crl_server(served.clone()).await;
+    let ca = ca(&url);
+    *served.lock().unwrap() = Some(crl(&ca, &[66]));
+    let store = crate::support::sqlite();
+    let sp = crate::sp::default_sp();
+    let (app, rp_id, _) = crate::sso::hub_with(
+        &store,
+        &sp.metadata(),
+        false,
+        Arc::new(fedhub::clock::ManualClock::at(NOW)),
+    );
+    add_usb_connector(&store, &ca, &rp_id);
+    SamlSetup {
+        app,
+        store,
+        sp,
+        ca,
+        _crl: served,
+    }
+}
+
+impl SamlSetup {
+    /// The SP's signed AuthnRequest → the chooser → the challenge page. Returns (challenge,
+    /// answer action, binding cookie).
+    async fn challenge_page(&self, request_id: &str) -> (String, String, String) {
+        let xml = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{request_id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+            self.sp.entity_id
+        );
+        let query = crate::sso::signed_query(&self.sp, "SAMLRequest", &xml, Some("rs-usb"));
+        let r = send(&self.app, get_req(&format!("/saml/sso?{query}"), &[])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let login = r.location().to_string();
+        let bind = r
+            .cookie("fedhub_login")
+            .expect("login bound to this browser");
+        // The chooser offers the USB token only: the demo connector is not allowed here.
+        let chooser = send(&self.app, get_req(&login, &[("fedhub_login", &bind)])).await;
+        assert_eq!(chooser.status, StatusCode::OK, "{}", chooser.body);
+        assert!(
+            chooser.body.contains("USB ký số") && !chooser.body.contains(CITIZEN),
+            "{}",
+            chooser.body
+        );
+        let (challenge, action) = usb_challenge(&self.app, &login, &bind).await;
+        (challenge, action, bind)
+    }
+
+    /// The signing certificates the hub's IdP metadata publishes (DER).
+    async fn idp_signing_certs(&self) -> Vec<Vec<u8>> {
+        use base64::Engine as _;
+        let md = send(&self.app, get_req("/saml/metadata", &[])).await;
+        assert_eq!(md.status, StatusCode::OK, "{}", md.body);
+        let md: samael::metadata::EntityDescriptor = md.body.parse().unwrap();
+        let certs: Vec<Vec<u8>> = md.idp_sso_descriptors.unwrap()[0]
+            .key_descriptors
+            .iter()
+            .filter(|k| k.key_use.as_deref().unwrap_or("signing") == "signing")
+            .flat_map(|k| k.key_info.x509_data.iter().flat_map(|d| &d.certificates))
+            .map(|b64| {
+                let clean: String = b64.split_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(clean)
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            !certs.is_empty(),
+            "the IdP metadata publishes a signing key"
+        );
+        certs
+    }
+}
+
+/// The Assertion element of a Response, alone (as an SP checks it).
+fn assertion_of(response: &str) -> String {
+    let start = response.find("<saml:Assertion").expect("an assertion");
+    let end = response.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+    response[start..end].to_string()
+}
+
+/// Certificate → SAML: a citizen signs in with a USB token for a SAML portal; the portal gets
+/// a signed assertion naming the person, saying how they signed in. A revoked certificate gets
+/// the page saying why, and the portal nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_portal_gets_a_signed_assertion_for_a_usb_token_sign_in() {
+    let s = saml_setup().await;
+    let trusted = s.idp_signing_certs().await;
+    let verifies = |xml: &str, id_attr: &str| {
+        trusted
+            .iter()
+            .any(|cert| crate::saml::xmlsec1_verifies(xml, cert, id_attr))
+    };
+    const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion";
+    const RESPONSE: &str = "urn:oasis:names:tc:SAML:2.0:protocol:Response";
+
+    // Revoked: the person sees why; nothing is posted to the portal, no session starts.
+    let (challenge, action, bind) = s.challenge_page("_usb-revoked").await;
+    let (key, chain) = leaf(&s.ca, 66, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let refused = answer_on(&s.app, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.to_lowercase().contains("revoked"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("SAMLResponse"), "{}", refused.body);
+    assert!(!refused
+        .body
+        .contains(crate::sp::ACS.split('/').nth(2).unwrap()));
+    assert!(refused.cookie("fedhub_sso").is_none());
+    let audit = s.store.read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    assert!(
+        !audit.iter().any(|e| e.action == "saml.sso"),
+        "no answer went to the portal: {audit:?}"
+    );
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "login" && e.outcome == "failure"));
+
+    // A good certificate: a signed Response for the portal's request.
+    let (challenge, action, bind) = s.challenge_page("_usb-1").await;
+    let (key, chain) = leaf(&s.ca, 10, &format!("CCCD:{CITIZEN}"), NOW + 86_400 * 365);
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let back = answer_on(&s.app, &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert!(back.cookie("fedhub_sso").is_some(), "an SSO session starts");
+    assert!(
+        back.body.contains(crate::sp::ACS)
+            || back.body.contains(&crate::sp::ACS.replace('/', "&#x2f;")),
+        "posted to the portal's ACS: {}",
+        back.body
+    );
+    assert!(back.body.contains(r#"name="RelayState" value="rs-usb""#));
+    let xml = back.saml_response();
+    let resp: samael::schema::Response = xml.parse().unwrap();
+    assert_eq!(resp.in_response_to.as_deref(), Some("_usb-1"));
+    assert_eq!(resp.destination.as_deref(), Some(crate::sp::ACS));
+    assert!(xml.contains("status:Success"), "{xml}");
+    let assertion = resp.assertion.unwrap();
+    assert_eq!(
+        assertion.issuer.value.as_deref(),
+        Some("http://127.0.0.1:8080/saml/metadata")
+    );
+    let name_id = assertion.subject.unwrap().name_id.unwrap();
+    assert_eq!(
+        name_id.format.as_deref(),
+        Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+    );
+    assert_ne!(
+        name_id.value, CITIZEN,
+        "the NameID is pairwise, not the CCCD"
+    );
+    let national_id: Vec<String> = assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|st| &st.attributes)
+        .filter(|a| a.name.as_deref() == Some("urn:fedhub:attribute:national_id"))
+        .flat_map(|a| a.values.iter().filter_map(|v| v.value.clone()))
+        .collect();
+    assert_eq!(national_id, vec![CITIZEN.to_string()], "{xml}");
+    let class: Vec<String> = assertion
+        .authn_statements
+        .iter()
+        .flatten()
+        .filter_map(|st| st.authn_context.as_ref()?.value.as_ref()?.value.clone())
+        .collect();
+    assert_eq!(
+        class,
+        vec!["urn:fedhub:acr:certificate".to_string()],
+        "the portal sees the sign-in was by certificate"
+    );
+
+    // Both signatures verify with the keys the hub's IdP metadata publishes, and only the
+    // document as signed does.
+    assert!(verifies(&xml, RESPONSE), "response signature: {xml}");
+    let alone = assertion_of(&xml);
+    assert!(verifies(&alone, ASSERTION), "assertion signature: {alone}");
+    let forged = alone.replace(CITIZEN, "001204099999");
+    assert_ne!(forged, alone);
+    assert!(!verifies(&forged, ASSERTION), "a changed assertion fails");
+
+    let audit = s.store.read(|c| fedhub::audit::tail(c, 100)).unwrap();
+    assert!(audit.iter().any(|e| e.action == "login"
+        && e.outcome == "success"
+        && e.target.as_deref() == Some("usb")));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "saml.sso" && e.outcome == "success"));
 }

@@ -305,7 +305,7 @@ pub async fn from_upstream(
         )));
     }
     let skew = state.config.connectors.clock_skew.as_secs() as i64;
-    let up = crate::upstream::saml_upstream(&connector, &state.config.base_url(), skew)?;
+    let up = crate::upstream::saml_upstream(&connector, &state.config.base_url(), skew, now)?;
     let verified = match logout::decode(binding, param, &up.idp, Limits::default()) {
         Ok(v) => v,
         Err(e) => {

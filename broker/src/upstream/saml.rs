@@ -61,11 +61,22 @@ pub fn add_saml(conn: &mut Db, reg: &SamlRegistration, now: i64) -> Result<Conne
     }
     let md = idp::parse(reg.metadata_xml.as_bytes(), Limits::default())
         .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+    if md.valid_until.is_some_and(|t| t <= now) {
+        return Err(Error::invalid(
+            "metadata",
+            "the metadata has expired (validUntil is in the past)",
+        ));
+    }
     let map = reg.attribute_map.clone().unwrap_or_default();
     if let Some((from, to)) = map.iter().find(|(_, to)| !known_attribute(to)) {
+        let mut known: Vec<&str> = DEFAULT_ATTRIBUTE_NAMES.iter().map(|(_, n)| *n).collect();
+        known.dedup();
         return Err(Error::invalid(
             "attribute_map",
-            format!("{from} maps to {to}, which is not an attribute the hub knows (national_id, name, phone, email, tax_code, account_type)"),
+            format!(
+                "{from} maps to {to}, which is not an attribute the hub knows ({})",
+                known.join(", ")
+            ),
         ));
     }
     for other in list(conn)? {
@@ -106,12 +117,23 @@ pub fn sp_urls(base_url: &str, connector_id: &str) -> (String, String, String) {
     )
 }
 
-/// A SAML connector ready to use.
-pub fn saml_upstream(c: &Connector, base_url: &str, clock_skew: i64) -> Result<SamlUpstream> {
+/// A SAML connector ready to use at `now`; metadata past its `validUntil` is not trusted.
+pub fn saml_upstream(
+    c: &Connector,
+    base_url: &str,
+    clock_skew: i64,
+    now: i64,
+) -> Result<SamlUpstream> {
     let s = SamlSettings::parse(&c.config)
         .map_err(|e| Error::Internal(format!("settings of connector {}: {e}", c.id)))?;
     let idp = idp::parse(s.metadata_xml.as_bytes(), Limits::default())
         .map_err(|e| Error::Internal(format!("metadata of connector {}: {e}", c.id)))?;
+    if idp.valid_until.is_some_and(|t| t <= now) {
+        return Err(Error::Unavailable(format!(
+            "the metadata of connector {} has expired; register its current metadata",
+            c.id
+        )));
+    }
     let (sp_entity_id, acs_url, slo_url) = sp_urls(base_url, &c.id);
     Ok(SamlUpstream {
         connector_id: c.id.clone(),
