@@ -62,9 +62,12 @@ pub enum Command {
     /// Relying parties: ministry portals (SAML) and gateways (OIDC).
     #[command(subcommand)]
     Rp(RpCommand),
-    /// Admin API tokens.
+    /// Admin API tokens of the federation operator.
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
+    /// Personal admin API tokens: they act as one account, with exactly its admin grants.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Key material.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -413,6 +416,15 @@ pub enum ApiTokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a personal token for an account (printed once).
+    Issue {
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Print a fresh at-rest key (base64) for keys.at_rest_key_file.
     GenerateAtRestKey,
@@ -542,6 +554,17 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             account(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Audit(cmd) => audit_cmd(&open_migrated(&config)?, cmd).map_err(Failure::App),
+        Command::Token(TokenCommand::Issue { account }) => {
+            let store = open_migrated(&config)?;
+            let now = clock.now();
+            let event = Event::new(&actor, "api_token.issue").target(format!("account:{account}"));
+            let (name, token) = audit::audited(&store, event, now, |c| {
+                tokens::issue_personal_token(c, &account, now)
+            })?;
+            eprintln!("Personal API token {name} issued. It acts with the account's admin grants; it is shown once.");
+            println!("{token}");
+            Ok(())
+        }
         Command::ApiToken(cmd) => {
             let store = open_migrated(&config)?;
             let now = clock.now();

@@ -4,6 +4,7 @@
 //! database, `directory` keeps agencies and accounts, `audit` records what happened, and
 //! `web` serves HTTP.
 
+pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod clock;

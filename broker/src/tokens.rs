@@ -74,13 +74,58 @@ pub fn revoke_api_token(conn: &mut Db, name: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// The token's name, or `Unauthorized` for an unknown or revoked token.
-pub fn verify_api_token(conn: &mut Db, token: &str, _now: i64) -> Result<String> {
+/// Issues a personal API token for an account (`fedhub token issue --account ID`): it carries
+/// exactly that account's admin grants, now and as they change. Named `account:<id>:<n>`.
+pub fn issue_personal_token(conn: &mut Db, account_id: &str, now: i64) -> Result<(String, String)> {
+    let status: Option<String> = crate::store::schema::accounts::table
+        .find(account_id)
+        .select(crate::store::schema::accounts::status)
+        .get_result(conn)
+        .optional()?;
+    match status.as_deref() {
+        None => return Err(Error::not_found("account", account_id)),
+        Some("active") => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                "account",
+                "this account is disabled in the directory",
+            ))
+        }
+    }
+    let n = t::api_tokens
+        .filter(t::account_id.eq(account_id))
+        .count()
+        .get_result::<i64>(conn)?;
+    let name = format!("account:{account_id}:{}", n + 1);
+    let token = random_secret("fhp_")?;
+    diesel::insert_into(t::api_tokens)
+        .values((
+            t::id.eq(new_id()),
+            t::name.eq(&name),
+            t::token_hash.eq(sha256_hex(&token)),
+            t::created_at.eq(now),
+            t::account_id.eq(Some(account_id)),
+        ))
+        .execute(conn)?;
+    Ok((name, token))
+}
+
+/// Who a token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub name: String,
+    /// `None`: a federation-operator token.
+    pub account_id: Option<String>,
+}
+
+/// The token's owner, or `Unauthorized` for an unknown or revoked token.
+pub fn verify_api_token(conn: &mut Db, token: &str, _now: i64) -> Result<TokenOwner> {
     t::api_tokens
         .filter(t::token_hash.eq(sha256_hex(token)))
         .filter(t::revoked_at.is_null())
-        .select(t::name)
-        .first::<String>(conn)
+        .select((t::name, t::account_id))
+        .first::<(String, Option<String>)>(conn)
         .optional()?
+        .map(|(name, account_id)| TokenOwner { name, account_id })
         .ok_or_else(|| Error::Unauthorized("unknown or revoked API token".into()))
 }

@@ -4,13 +4,17 @@
 // A test binary: a failing unwrap is a failing test, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_api;
 mod cli;
+mod console;
+mod console_browser;
 mod http;
 mod interop;
 mod oidc;
 mod oidc_clients;
 mod oidc_interop;
 mod oidc_support;
+mod openapi;
 mod saml;
 mod server;
 mod sp;

@@ -413,7 +413,11 @@ fn api_tokens_verify_and_revoke(store: &Store) {
         store
             .read(|c| tokens::verify_api_token(c, &token, NOW))
             .unwrap(),
-        "ci-bot"
+        tokens::TokenOwner {
+            name: "ci-bot".into(),
+            account_id: None
+        },
+        "an operator token speaks for no account"
     );
     let stored: Vec<String> = store
         .read(|c| {

@@ -32,7 +32,12 @@ pub enum Answer {
         max_age: Option<i64>,
         acr_values: Option<String>,
     },
+    /// The hub's own admin console: after signing in, back to `return_to` (a local path).
+    Console { return_to: String },
 }
+
+/// The `rp_id` of a sign-in to the admin console (not a registered relying party).
+pub const CONSOLE: &str = "fedhub-console";
 
 /// What a relying party asked for, once its request passed the front's checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

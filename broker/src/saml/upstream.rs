@@ -37,7 +37,12 @@ async fn saml_connector(state: &AppState, id: &str) -> Result<(Connector, SamlUp
     if c.kind() != Some(fedhub_connectors::ConnectorKind::Saml) {
         return Err(Error::not_found("SAML connector", id));
     }
-    let up = upstream::saml_upstream(&c, &state.config.base_url(), clock_skew(state), state.clock.now())?;
+    let up = upstream::saml_upstream(
+        &c,
+        &state.config.base_url(),
+        clock_skew(state),
+        state.clock.now(),
+    )?;
     Ok((c, up))
 }
 
@@ -85,7 +90,12 @@ pub(crate) async fn begin(
     connector: &Connector,
 ) -> std::result::Result<Response, WebError> {
     let now = state.clock.now();
-    let up = upstream::saml_upstream(connector, &state.config.base_url(), clock_skew(state), state.clock.now())?;
+    let up = upstream::saml_upstream(
+        connector,
+        &state.config.base_url(),
+        clock_skew(state),
+        state.clock.now(),
+    )?;
     let signer = xml_signer(state).await?;
     let (out, pending) =
         upstream_saml::begin(&up, &signer, handle, session.request.force_authn, now)
@@ -251,7 +261,12 @@ pub async fn acs(
         "this sign-in did not go to that identity provider",
     )?)
     .map_err(Error::internal)?;
-    let up = upstream::saml_upstream(&connector, &state.config.base_url(), clock_skew(&state), state.clock.now())?;
+    let up = upstream::saml_upstream(
+        &connector,
+        &state.config.base_url(),
+        clock_skew(&state),
+        state.clock.now(),
+    )?;
     let now = state.clock.now();
     let vault = state.vault()?;
     let ders = state
@@ -364,7 +379,12 @@ pub(crate) async fn logout_upstream(
     let now = state.clock.now();
     match c.kind() {
         Some(fedhub_connectors::ConnectorKind::Saml) => {
-            let up = upstream::saml_upstream(&c, &state.config.base_url(), clock_skew(state), state.clock.now())?;
+            let up = upstream::saml_upstream(
+                &c,
+                &state.config.base_url(),
+                clock_skew(state),
+                state.clock.now(),
+            )?;
             let Ok(s) = serde_json::from_str::<upstream_saml::UpstreamSession>(session) else {
                 return Ok(None);
             };

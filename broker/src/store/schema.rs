@@ -99,6 +99,7 @@ diesel::table! {
         subject -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        unit_path -> Nullable<Text>,
     }
 }
 
@@ -274,6 +275,7 @@ diesel::table! {
         token_hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        account_id -> Nullable<Text>,
     }
 }
 

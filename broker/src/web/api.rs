@@ -18,26 +18,36 @@ use crate::directory::{accounts, agencies};
 use crate::error::Error;
 use crate::tokens;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agencies", get(list_agencies).post(add_agency))
+pub fn router(state: AppState) -> Router<AppState> {
+    // Reads of the directory and registry: every admin (they add people from the directory).
+    let reads = Router::new()
+        .route("/agencies", get(list_agencies))
         .route("/agencies/{code}", get(show_agency))
-        .route("/accounts", get(find_accounts).post(add_account))
+        .route("/accounts", get(find_accounts))
         .route("/accounts/{id}", get(show_account))
         .route("/relying-parties", get(list_rps))
+        .route("/relying-parties/{id}", get(show_rp))
+        .route("/connectors", get(list_connectors))
+        .route("/connectors/{id}", get(show_connector));
+    Router::new()
+        .merge(reads)
+        .merge(registry().route_layer(axum::middleware::from_fn_with_state(state, operator_only)))
+        .merge(super::admin_api::router())
+}
+
+/// Changes to the federation registry: the operator's alone (operator tokens; a personal
+/// token is refused here whatever its grants).
+fn registry() -> Router<AppState> {
+    Router::new()
+        .route("/agencies", axum::routing::post(add_agency))
+        .route("/accounts", axum::routing::post(add_account))
         .route("/relying-parties/saml", axum::routing::post(add_saml_rp))
         .route("/relying-parties/oidc", axum::routing::post(add_oidc_rp))
-        .route("/relying-parties/{id}", get(show_rp))
         .route(
             "/relying-parties/{id}/connectors",
             axum::routing::put(set_rp_connectors),
         )
         .route("/admin-grants/top", axum::routing::post(grant_top_admin))
-        .route(
-            "/admin-grants/{id}/revoke",
-            axum::routing::post(revoke_admin_grant),
-        )
-        .route("/connectors", get(list_connectors))
         .route("/connectors/oidc", axum::routing::post(add_oidc_connector))
         .route(
             "/connectors/certificate",
@@ -48,19 +58,45 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(add_simpki_connector),
         )
         .route("/connectors/saml", axum::routing::post(add_saml_connector))
-        .route("/connectors/{id}", get(show_connector))
         .route(
             "/connectors/{id}/enabled",
             axum::routing::put(set_connector_enabled),
         )
 }
 
-type ApiResult<T> = Result<T, WebError>;
+/// Lets only the federation operator through; a refusal is audited.
+async fn operator_only(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, WebError> {
+    use crate::admin::policy::Action;
+    if let Err(e) = caller.admin.check(&Action::ManageRegistry) {
+        let now = state.clock.now();
+        let event = Event::new(&caller.name, "api.authorize")
+            .target(format!("{} {}", req.method(), req.uri().path()))
+            .outcome(audit::Outcome::Denied)
+            .detail(e.to_string())
+            .request(Some(caller.request_id));
+        state
+            .store
+            .write_async(move |c| audit::record(c, &event, now))
+            .await
+            .map_err(WebError::api)?;
+        return Err(WebError::api(e));
+    }
+    Ok(next.run(req).await)
+}
 
-/// The caller, authenticated by an API token.
+pub(super) type ApiResult<T> = Result<T, WebError>;
+
+/// The caller, authenticated by an API token: an operator token, or a personal token that
+/// acts as its account with exactly that account's grants.
 pub struct ApiCaller {
     pub name: String,
     pub request_id: String,
+    pub admin: crate::admin::memberships::Admin,
 }
 
 impl FromRequestParts<AppState> for ApiCaller {
@@ -89,12 +125,34 @@ impl FromRequestParts<AppState> for ApiCaller {
         let request_id = request_id_of(&parts.headers);
         let verified = state
             .store
-            .read_async(move |c| tokens::verify_api_token(c, &token, now))
+            .read_async(move |c| {
+                let owner = tokens::verify_api_token(c, &token, now)?;
+                let admin = match &owner.account_id {
+                    Some(account) => {
+                        let active =
+                            crate::directory::accounts::get(c, account)?.status == "active";
+                        if !active {
+                            return Err(Error::Unauthorized(
+                                "the token's account is disabled".into(),
+                            ));
+                        }
+                        let mut a = crate::admin::memberships::Admin::of_account(c, account)?;
+                        a.actor = format!("api-token:{}", owner.name);
+                        a
+                    }
+                    None => crate::admin::memberships::Admin::operator(format!(
+                        "api-token:{}",
+                        owner.name
+                    )),
+                };
+                Ok((owner, admin))
+            })
             .await;
         match verified {
-            Ok(name) => Ok(ApiCaller {
-                name: format!("api-token:{name}"),
+            Ok((owner, admin)) => Ok(ApiCaller {
+                name: format!("api-token:{}", owner.name),
                 request_id,
+                admin,
             }),
             Err(e) => {
                 // A wrong token is a security event: record it (never the token itself).
@@ -356,7 +414,7 @@ async fn add_oidc_rp(
 }
 
 /// Runs an audited change on the blocking pool and maps its error to problem+json.
-async fn audited_api<T: Send + 'static>(
+pub(super) async fn audited_api<T: Send + 'static>(
     state: &AppState,
     event: Event,
     f: impl FnOnce(&mut crate::store::Db) -> crate::error::Result<T> + Send + 'static,
@@ -534,7 +592,8 @@ async fn grant_top_admin(
     Ok((StatusCode::CREATED, Json(g)))
 }
 
-async fn revoke_admin_grant(
+/// Revokes a grant: the operator any, an admin only what they could have granted.
+pub(super) async fn revoke_admin_grant(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(id): Path<String>,
@@ -543,8 +602,9 @@ async fn revoke_admin_grant(
     let event = Event::new(&caller.name, "admin.revoke")
         .target(id.clone())
         .request(Some(caller.request_id));
+    let admin = caller.admin;
     audited_api(&state, event, move |c| {
-        crate::directory::admin_grants::revoke(c, &id, now)
+        crate::admin::grants::revoke(c, &admin, &id, now)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)

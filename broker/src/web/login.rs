@@ -62,6 +62,14 @@ pub(crate) fn upstream_page(e: ConnectorError) -> WebError {
     WebError::page_with(error, "error.upstream.title", "error.upstream.message")
 }
 
+/// The name of the service a login is for (a relying party, or the admin console).
+fn service_name(c: &mut crate::store::Db, rp_id: &str) -> crate::error::Result<String> {
+    if rp_id == crate::login::CONSOLE {
+        return Ok("Quản trị fedhub".into());
+    }
+    Ok(crate::rp::get(c, rp_id)?.display_name)
+}
+
 /// The login must continue in the browser that started it.
 pub(crate) fn check_binding(headers: &HeaderMap, handle: &str) -> Result<(), WebError> {
     match cookies::get(headers, cookies::LOGIN_COOKIE) {
@@ -89,13 +97,13 @@ async fn chooser(
     check_binding(&headers, &handle)?;
     let now = state.clock.now();
     let h = handle.clone();
-    let (session, rp, available) = state
+    let (session, rp_name, available) = state
         .store
         .read_async(move |c| {
             let session = auth_session::load(c, &h, now)?;
-            let rp = crate::rp::get(c, &session.request.rp_id)?;
-            let available = upstream::for_rp(c, &rp.id)?;
-            Ok((session, rp, available))
+            let rp_name = service_name(c, &session.request.rp_id)?;
+            let available = upstream::for_rp(c, &session.request.rp_id)?;
+            Ok((session, rp_name, available))
         })
         .await
         .map_err(expired)?;
@@ -142,7 +150,7 @@ async fn chooser(
     let html = state.pages.render(
         "login_dev.html",
         &page_context(&headers, &uri),
-        context! { rp_name => rp.display_name, upstreams, people, dev_action },
+        context! { rp_name, upstreams, people, dev_action },
     )?;
     Ok(Html(html).into_response())
 }
@@ -255,9 +263,9 @@ async fn begin_connector(
                 .await
                 .map_err(expired)?;
             let rp_id = session.request.rp_id.clone();
-            let rp = state
+            let rp_name = state
                 .store
-                .read_async(move |c| crate::rp::get(c, &rp_id))
+                .read_async(move |c| service_name(c, &rp_id))
                 .await?;
             let sign_request =
                 serde_json::to_string(&SignRequest { challenge: text }).map_err(Error::internal)?;
@@ -266,7 +274,7 @@ async fn begin_connector(
                 "login_certificate.html",
                 &page,
                 context! {
-                    rp_name => rp.display_name,
+                    rp_name,
                     connector_name => connector.display_name,
                     sign_request,
                     expires => crate::clock::rfc3339(challenge.expires_at),
@@ -442,15 +450,15 @@ async fn simpki_page(
     waiting_for: Option<String>,
 ) -> Result<Response, WebError> {
     let rp_id = session.request.rp_id.clone();
-    let rp = state
+    let rp_name = state
         .store
-        .read_async(move |c| crate::rp::get(c, &rp_id))
+        .read_async(move |c| service_name(c, &rp_id))
         .await?;
     let html = state.pages.render(
         "login_simpki.html",
         &super::page_context_for(headers, "/login"),
         context! {
-            rp_name => rp.display_name,
+            rp_name,
             connector_name => connector.display_name,
             action,
             waiting => waiting_for.is_some(),
@@ -695,6 +703,8 @@ enum Step {
         String,
     ),
     Refused(resolve::Refusal),
+    /// Signed in to the admin console: back to the page asked for.
+    Console(String, String),
     /// The upstream said no: the relying party hears it (AuthnFailed / access_denied).
     UpstreamRefused(crate::login::RpRequest, crate::rp::RelyingParty),
     /// The upstream's answer could not be trusted or did not come: the person sees a page.
@@ -730,7 +740,9 @@ pub(crate) async fn finish(
                         .request(Some(request_id.clone()));
                     audit::record(c, &event, now)?;
                     return Ok(match e {
-                        ConnectorError::Refused(_) => {
+                        ConnectorError::Refused(_)
+                            if !matches!(session.request.answer, Answer::Console { .. }) =>
+                        {
                             let rp = crate::rp::get(c, &session.request.rp_id)?;
                             Step::UpstreamRefused(session.request, rp)
                         }
@@ -766,6 +778,9 @@ pub(crate) async fn finish(
                 .target(connector_id.clone())
                 .request(Some(request_id.clone()));
             audit::record(c, &event, now)?;
+            if let Answer::Console { return_to } = &session.request.answer {
+                return Ok(Step::Console(return_to.clone(), cookie));
+            }
             let rp = crate::rp::get(c, &session.request.rp_id)?;
             if matches!(session.request.answer, Answer::Oidc { .. }) {
                 // The code is stored with the sign-in: one transaction for the whole step.
@@ -801,6 +816,13 @@ pub(crate) async fn finish(
                 set_sso,
             )
             .await?
+        }
+        Step::Console(return_to, cookie) => {
+            let mut res = Redirect::to(&return_to).into_response();
+            if let Some(c) = cookies::sso(&state.config, &cookie) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            res
         }
         Step::OidcAnswered(request, outcome, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);

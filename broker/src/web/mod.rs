@@ -2,7 +2,9 @@
 //! request passes (request id, tracing, metrics, timeouts, body limit, panic catcher,
 //! security headers, error pages).
 
+pub mod admin_api;
 pub mod api;
+pub mod console;
 pub mod cookies;
 pub mod error;
 pub mod health;
@@ -125,7 +127,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(crate::saml::router())
         .merge(crate::oidc::router())
         .merge(login::router())
-        .nest("/admin/api/v1", api::router())
+        .merge(console::router())
+        .nest("/admin/api/v1", api::router(state.clone()))
         .merge(extra)
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panic_response))

@@ -76,6 +76,42 @@ impl Lang {
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../../templates/base.html")),
+    (
+        "admin_layout.html",
+        include_str!("../../../templates/admin_layout.html"),
+    ),
+    (
+        "admin_pager.html",
+        include_str!("../../../templates/admin_pager.html"),
+    ),
+    (
+        "admin_members.html",
+        include_str!("../../../templates/admin_members.html"),
+    ),
+    (
+        "admin_member_new.html",
+        include_str!("../../../templates/admin_member_new.html"),
+    ),
+    (
+        "admin_member_unit.html",
+        include_str!("../../../templates/admin_member_unit.html"),
+    ),
+    (
+        "admin_member_roles.html",
+        include_str!("../../../templates/admin_member_roles.html"),
+    ),
+    (
+        "admin_grants.html",
+        include_str!("../../../templates/admin_grants.html"),
+    ),
+    (
+        "admin_registry.html",
+        include_str!("../../../templates/admin_registry.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("../../../templates/admin_audit.html"),
+    ),
     ("error.html", include_str!("../../../templates/error.html")),
     ("index.html", include_str!("../../../templates/index.html")),
     (
