@@ -57,6 +57,40 @@ fn api_token(state: &AppState) -> String {
 }
 
 #[tokio::test]
+async fn the_language_picked_with_the_switch_stays_on_the_next_pages() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    let r = send(app.clone(), get_req("/?lang=en")).await;
+    let cookie = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("fedhub_lang="))
+        .expect("the choice is remembered")
+        .to_string();
+    assert!(cookie.starts_with("fedhub_lang=en;") && cookie.contains("SameSite=Lax"));
+    // A later page without ?lang= (a Vietnamese browser) stays in English.
+    let r = send(
+        app.clone(),
+        Request::get("/khong-ton-tai")
+            .header("accept-language", "vi-VN,vi")
+            .header("cookie", "fedhub_lang=en")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(r.body.contains("Page not found"), "{}", r.body);
+    // Switching back is remembered the same way.
+    let r = send(app, get_req("/?lang=vi")).await;
+    assert!(r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap_or("").starts_with("fedhub_lang=vi;")));
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
     let store = support::sqlite();
     let (app, _) = app(&store);

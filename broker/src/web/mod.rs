@@ -110,6 +110,32 @@ async fn assign_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// `?lang=en` (or `vi`) on any page sets a cookie, so the language stays as people move on.
+async fn remember_lang(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let picked = req.uri().query().and_then(Lang::from_query);
+    let mut res = next.run(req).await;
+    if let Some(lang) = picked {
+        let secure = if state.config.cookies.secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{}={}; Path=/; Max-Age=31536000; SameSite=Lax{secure}",
+            pages::LANG_COOKIE,
+            lang.code()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     router_with(state, Router::new())
@@ -135,6 +161,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.server.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), remember_lang))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -17,7 +17,16 @@ pub enum Lang {
     En,
 }
 
+/// Remembers the language picked with the switch, so the next pages keep it.
+pub const LANG_COOKIE: &str = "fedhub_lang";
+
 impl Lang {
+    /// `lang=vi|en` in a query string.
+    pub fn from_query(q: &str) -> Option<Lang> {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("lang=").and_then(Lang::parse))
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::Vi => "vi",
@@ -40,14 +49,12 @@ impl Lang {
 
     /// `?lang=` wins; otherwise the first language of `Accept-Language` we speak.
     pub fn negotiate(query: Option<&str>, headers: &HeaderMap) -> Lang {
-        if let Some(q) = query {
-            for pair in q.split('&') {
-                if let Some(v) = pair.strip_prefix("lang=") {
-                    if let Some(lang) = Lang::parse(v) {
-                        return lang;
-                    }
-                }
-            }
+        if let Some(lang) = query.and_then(Lang::from_query) {
+            return lang;
+        }
+        // The language picked earlier with the switch (see `remember_lang`).
+        if let Some(lang) = super::cookies::get(headers, LANG_COOKIE).and_then(Lang::parse) {
+            return lang;
         }
         let accept = headers
             .get(http::header::ACCEPT_LANGUAGE)
