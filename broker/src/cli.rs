@@ -77,6 +77,9 @@ pub enum Command {
     /// Admin grants (the federation operator grants top admins).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Legacy accounts a relying party held before the hub (for conversion; they never sign in).
+    #[command(subcommand)]
+    Legacy(LegacyCommand),
     /// Sign a certificate sign-in challenge with a key (for tests, and for agencies without
     /// the vendor plug-in): reads the challenge (or its JSON request) on stdin, prints the
     /// JSON answer to paste on the sign-in page.
@@ -285,6 +288,29 @@ pub enum AdminCommand {
     List {
         #[arg(long)]
         account: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LegacyCommand {
+    /// Import a relying party's legacy accounts, all or nothing. CSV header:
+    /// username,display_name,unit,user_group,roles,password_hash[,subject] (roles separated
+    /// by `;`); JSON: an array of objects with those fields (roles an array). Password hashes
+    /// only: bcrypt, PBKDF2-SHA256, Argon2id or salted SHA-256; never clear text.
+    Import {
+        /// The relying party (id or entityID/client_id).
+        #[arg(long)]
+        rp: String,
+        file: PathBuf,
+        /// The file's format (default: by its extension).
+        #[arg(long, value_enum)]
+        format: Option<crate::conversion::legacy::Format>,
+    },
+    /// List a relying party's legacy accounts (never their password hashes).
+    List {
+        /// The relying party (id or entityID/client_id).
+        #[arg(long)]
+        rp: String,
     },
 }
 
@@ -592,6 +618,9 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
         Command::Admin(cmd) => {
             admin_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
+        Command::Legacy(cmd) => {
+            legacy_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
         Command::SignChallenge { .. } => Ok(()),
         Command::Rp(cmd) => {
             rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
@@ -698,6 +727,72 @@ fn admin_cmd(store: &Store, cmd: AdminCommand, clock: &dyn Clock, actor: &str) -
                     }
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+fn legacy_cmd(store: &Store, cmd: LegacyCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    use crate::conversion::legacy;
+    let now = clock.now();
+    let rp = match &cmd {
+        LegacyCommand::Import { rp, .. } | LegacyCommand::List { rp } => rp,
+    };
+    let found = store.read(|c| match crate::rp::by_entity_id(c, rp)? {
+        Some(found) => Ok(found),
+        None => crate::rp::get(c, rp),
+    })?;
+    match cmd {
+        LegacyCommand::Import { file, format, .. } => {
+            let format = format
+                .or_else(|| legacy::Format::of_path(&file))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "format",
+                        "give --format csv or json, or name the file .csv or .json",
+                    )
+                })?;
+            let event = Event::new(actor, "legacy.import")
+                .target(found.entity_id.clone())
+                .rp(found.id.clone())
+                .detail(file.display().to_string());
+            let report = audit::audited(store, event, now, |c| {
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    Error::invalid("file", format!("cannot read {}: {e}", file.display()))
+                })?;
+                legacy::import(c, &found.id, &legacy::parse(&text, format)?, now)
+            })?;
+            let schemes: Vec<String> = report
+                .schemes
+                .iter()
+                .map(|(scheme, n)| format!("{scheme} {n}"))
+                .collect();
+            println!(
+                "imported {} legacy account(s) for {} ({})",
+                report.imported,
+                found.entity_id,
+                schemes.join(", ")
+            );
+            if report.weak > 0 {
+                eprintln!("{} of them have weak password hashes (accepted as they are; they are only used to prove a legacy account once)", report.weak);
+            }
+        }
+        LegacyCommand::List { .. } => {
+            let rows = store.read(|c| legacy::list(c, &found.id))?;
+            for a in &rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    a.username,
+                    a.display_name,
+                    a.unit_agency_code.as_deref().unwrap_or("-"),
+                    a.user_group.as_deref().unwrap_or("-"),
+                    a.roles.join(";"),
+                    a.hash_scheme,
+                    a.subject,
+                    a.converted_to.as_deref().unwrap_or("-")
+                );
+            }
+            eprintln!("{} legacy account(s) for {}", rows.len(), found.entity_id);
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conversion;
 pub mod demo;
 pub mod directory;
 pub mod error;

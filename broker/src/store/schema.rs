@@ -125,6 +125,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    conversions (id) {
+        id -> Text,
+        seq -> BigInt,
+        rp_id -> Text,
+        mode -> Text,
+        source -> Text,
+        target_account -> Text,
+        old_subject -> Text,
+        new_subject -> Text,
+        report -> Text,
+        actor -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     legacy_accounts (id) {
         id -> Text,
         rp_id -> Text,
@@ -338,6 +354,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_codes,
     oidc_tokens,
     saml_replay,
+    conversions,
     logout_sessions,
     oidc_par,
     oidc_registration_tokens,

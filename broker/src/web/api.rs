@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(reads)
         .merge(registry().route_layer(axum::middleware::from_fn_with_state(state, operator_only)))
         .merge(super::admin_api::router())
+        .merge(super::conversion_api::router())
 }
 
 /// Changes to the federation registry: the operator's alone (operator tokens; a personal

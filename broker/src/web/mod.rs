@@ -4,7 +4,9 @@
 
 pub mod admin_api;
 pub mod api;
+pub mod claim;
 pub mod console;
+pub mod conversion_api;
 pub mod cookies;
 pub mod error;
 pub mod health;
@@ -154,6 +156,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(crate::oidc::router())
         .merge(login::router())
         .merge(console::router())
+        .merge(claim::router())
         .nest("/admin/api/v1", api::router(state.clone()))
         .merge(extra)
         .fallback(not_found)

@@ -119,6 +119,19 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_audit.html",
         include_str!("../../../templates/admin_audit.html"),
     ),
+    (
+        "admin_conversion.html",
+        include_str!("../../../templates/admin_conversion.html"),
+    ),
+    (
+        "admin_conversion_report.html",
+        include_str!("../../../templates/admin_conversion_report.html"),
+    ),
+    ("claim.html", include_str!("../../../templates/claim.html")),
+    (
+        "claim_done.html",
+        include_str!("../../../templates/claim_done.html"),
+    ),
     ("error.html", include_str!("../../../templates/error.html")),
     ("index.html", include_str!("../../../templates/index.html")),
     (

@@ -16,6 +16,7 @@
 
 mod add;
 mod audit_log;
+mod conversion;
 mod grants;
 mod members;
 mod registry;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(grants::router())
         .merge(registry::router())
         .merge(audit_log::router())
+        .merge(conversion::router())
 }
 
 /// The signed-in admin of a console request.
