@@ -77,6 +77,9 @@ pub enum Command {
     /// Admin grants (the federation operator grants top admins).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Convert an account (legacy → federated, or a staff hand-over), one or a CSV of pairs.
+    #[command(subcommand)]
+    Convert(ConvertCommand),
     /// Legacy accounts a relying party held before the hub (for conversion; they never sign in).
     #[command(subcommand)]
     Legacy(LegacyCommand),
@@ -289,6 +292,45 @@ pub enum AdminCommand {
         #[arg(long)]
         account: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConvertCommand {
+    /// Convert one account: `--legacy USERNAME` (a legacy account) or `--from ACCOUNT` (a
+    /// federated account handing over) into `--to ACCOUNT` (id, CCCD/CMND, tax code or agency
+    /// code), both in the same unit and user group of the relying party. Prints the report.
+    One {
+        #[arg(long)]
+        rp: String,
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+        legacy: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: String,
+        /// Show the report without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Convert the pairs of a CSV (header `source,target`; a source is `legacy:USERNAME` or an
+    /// account); choose how it commits.
+    Bulk {
+        #[arg(long)]
+        rp: String,
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        commit: BulkCommit,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BulkCommit {
+    /// One bad row converts nothing.
+    AllOrNothing,
+    /// Good rows convert; bad rows say why.
+    PerRow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -618,6 +660,9 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
         Command::Admin(cmd) => {
             admin_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
+        Command::Convert(cmd) => {
+            convert_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+        }
         Command::Legacy(cmd) => {
             legacy_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
@@ -727,6 +772,109 @@ fn admin_cmd(store: &Store, cmd: AdminCommand, clock: &dyn Clock, actor: &str) -
                     }
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+    use crate::conversion::bulk::{self, Commit};
+    let now = clock.now();
+    let admin = crate::admin::memberships::Admin::operator(actor);
+    match cmd {
+        ConvertCommand::One {
+            rp,
+            legacy,
+            from,
+            to,
+            dry_run,
+        } => {
+            let source = match (legacy, from) {
+                (Some(username), None) => format!("legacy:{username}"),
+                (None, Some(account)) => account,
+                _ => return Err(Error::invalid("legacy", "give --legacy or --from")),
+            };
+            let action = if dry_run {
+                "conversion.dry_run"
+            } else {
+                "conversion.convert"
+            };
+            let event = Event::new(actor, action)
+                .target(format!("{source} -> {to}"))
+                .rp(rp.clone());
+            let (results, _) = audit::audited(store, event, now, |c| {
+                let (results, targets) = bulk::bulk(
+                    c,
+                    &admin,
+                    &rp,
+                    &[(source.clone(), to.clone())],
+                    Commit::AllOrNothing,
+                    dry_run,
+                    now,
+                )?;
+                match results.first() {
+                    Some(r) if !r.ok => Err(Error::invalid(
+                        "conversion",
+                        r.error.clone().unwrap_or_default(),
+                    )),
+                    _ => Ok((results, targets)),
+                }
+            })?;
+            if let Some(report) = results.first().and_then(|r| r.report.as_ref()) {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(report).map_err(Error::internal)?
+                );
+            }
+        }
+        ConvertCommand::Bulk {
+            rp,
+            file,
+            commit,
+            dry_run,
+        } => {
+            let commit = match commit {
+                BulkCommit::AllOrNothing => Commit::AllOrNothing,
+                BulkCommit::PerRow => Commit::PerRow,
+            };
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                Error::invalid("file", format!("cannot read {}: {e}", file.display()))
+            })?;
+            let pairs = bulk::parse_pairs(&text)?;
+            let event = Event::new(actor, "conversion.bulk")
+                .target(file.display().to_string())
+                .rp(rp.clone())
+                .detail(format!("{} rows, {commit:?}, dry run {dry_run}", pairs.len()));
+            let (results, _) = audit::audited(store, event, now, |c| {
+                bulk::bulk(c, &admin, &rp, &pairs, commit, dry_run, now)
+            })?;
+            for r in &results {
+                match (&r.error, &r.report) {
+                    (None, Some(report)) => println!(
+                        "row {}	ok	{} -> {}	{} role(s), {} grant(s) moved	{} -> {}",
+                        r.row,
+                        r.source,
+                        r.target,
+                        report.roles_moved.len(),
+                        report.admin_grants_moved.len(),
+                        report.old_subject,
+                        report.new_subject
+                    ),
+                    (e, _) => println!(
+                        "row {}	refused	{} -> {}	{}",
+                        r.row,
+                        r.source,
+                        r.target,
+                        e.as_deref().unwrap_or("")
+                    ),
+                }
+            }
+            let ok = results.iter().filter(|r| r.ok).count();
+            eprintln!(
+                "{ok} of {} row(s) {}",
+                pairs.len(),
+                if dry_run { "would convert (dry run)" } else { "converted" }
+            );
         }
     }
     Ok(())
