@@ -844,7 +844,10 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
             let event = Event::new(actor, "conversion.bulk")
                 .target(file.display().to_string())
                 .rp(rp.clone())
-                .detail(format!("{} rows, {commit:?}, dry run {dry_run}", pairs.len()));
+                .detail(format!(
+                    "{} rows, {commit:?}, dry run {dry_run}",
+                    pairs.len()
+                ));
             let (results, _) = audit::audited(store, event, now, |c| {
                 bulk::bulk(c, &admin, &rp, &pairs, commit, dry_run, now)
             })?;
@@ -873,7 +876,11 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
             eprintln!(
                 "{ok} of {} row(s) {}",
                 pairs.len(),
-                if dry_run { "would convert (dry run)" } else { "converted" }
+                if dry_run {
+                    "would convert (dry run)"
+                } else {
+                    "converted"
+                }
             );
         }
     }

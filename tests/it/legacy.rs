@@ -464,6 +464,8 @@ fn all_or_nothing_on(store: &fedhub::store::Store) {
     assert_eq!(report.imported, HASHES.len());
     assert_eq!(report.schemes.values().sum::<usize>(), HASHES.len());
     assert_eq!(report.schemes[&password::HashScheme::Bcrypt], 3);
+    let shown = serde_json::to_value(&report).unwrap();
+    assert_eq!(shown["schemes"]["bcrypt"], 3, "{shown}");
     // All of the hashes here have weak (fast test) parameters, but the two PBKDF2 ones.
     assert_eq!(report.weak, HASHES.len() - 2);
     // The second file repeats one username at its end: not one of its rows goes in.
@@ -558,7 +560,13 @@ async fn no_sign_in_path_asks_for_a_password() {
         // Refusals go back to the client too, as an OIDC error; a sign-in carries a code.
         let signed_in = r.status == StatusCode::SEE_OTHER
             && crate::oidc_support::query_of(r.location()).contains_key("code");
-        assert!(!signed_in, "{path}: {} {} {}", r.status, r.location(), r.body);
+        assert!(
+            !signed_in,
+            "{path}: {} {} {}",
+            r.status,
+            r.location(),
+            r.body
+        );
         assert!(r.cookie("fedhub_sso").is_none(), "{path}");
     }
     // And no sign-in page template has a password field. (The self-service claim page asks

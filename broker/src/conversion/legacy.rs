@@ -182,6 +182,13 @@ fn parse_csv(text: &str) -> Result<Vec<LegacyRecord>> {
         .map(|h| h.to_ascii_lowercase())
         .collect();
     let mut problems = Vec::new();
+    if headers.len() == 1 && headers[0].contains(';') {
+        return Err(Error::invalid(
+            "file",
+            "header (line 1): one column only: separate the columns with commas, not `;` \
+             (roles, within their column, are the ones separated by `;`)",
+        ));
+    }
     let mut clear_columns = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         if clear_text_name(h) {
@@ -684,6 +691,10 @@ mod tests {
         assert!(e.contains("row 1 (line 2): password: clear-text"), "{e}");
         assert!(e.contains("`password_hash` column is missing"), "{e}");
         assert!(!e.contains("secret"), "{e}");
+        let e = parse("username;display_name;password_hash\na;A;h\n", Format::Csv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not `;`"), "{e}");
     }
 
     #[test]
