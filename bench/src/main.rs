@@ -4,7 +4,11 @@
 //! Follow the data: `setup` makes a fresh database and registers a client, `hub` starts the
 //! hub as its own process, `flow` is one login, and `run_load` runs many of them at once while
 //! `procstat` reads the CPU time both processes spent.
+//!
+//! `directory` is the other tool: `directory-data` fills a database with a directory of
+//! national size and `directory` times the admin list and the directory search on it.
 
+mod directory;
 mod flow;
 mod hub;
 mod procstat;
@@ -27,7 +31,7 @@ use setup::Engine;
 #[command(
     name = "fedhub-load",
     version,
-    about = "Load tool for fedhub: full logins against a hub process on loopback"
+    about = "Load tool for fedhub: full logins against a hub process on loopback, and the directory at scale"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +42,11 @@ struct Cli {
 enum Command {
     /// OpenID Connect code flow: authorize → demo upstream login → callback → token → userinfo.
     Oidc(OidcArgs),
+    /// Fills a fresh database with a national-size directory: agencies, accounts, relying
+    /// parties and memberships (kept for `directory`; `--drop` removes it).
+    DirectoryData(directory::generate::GenerateArgs),
+    /// Times the user-management list and the directory search on that data set.
+    Directory(directory::measure::MeasureArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +97,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oidc(args) => run_oidc(&args),
+        Command::DirectoryData(args) => directory::generate::run(&args),
+        Command::Directory(args) => directory::measure::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -492,7 +503,7 @@ fn ratio(n: f64, d: f64) -> f64 {
 }
 
 /// The `p` quantile (nearest rank) of sorted latencies, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -527,9 +538,35 @@ mod tests {
             "opaque",
         ])
         .unwrap();
-        let Command::Oidc(args) = cli.command;
+        let Command::Oidc(args) = cli.command else {
+            panic!("not the oidc command");
+        };
         assert_eq!(args.engine, Engine::Postgres);
         assert_eq!(args.logins, 2000);
         assert_eq!(args.access_token_format, AccessTokenFormat::Opaque);
+    }
+
+    #[test]
+    fn directory_arguments_parse() {
+        let cli =
+            Cli::try_parse_from(["fedhub-load", "directory-data", "--engine", "postgres"]).unwrap();
+        let Command::DirectoryData(args) = cli.command else {
+            panic!("not directory-data");
+        };
+        assert_eq!(
+            (args.accounts, args.agencies, args.relying_parties),
+            (100_000, 3_400, 200)
+        );
+        assert_eq!(args.data.schema, "fedhub_directory_bench");
+        assert!(args
+            .data
+            .url()
+            .unwrap()
+            .ends_with("options=-csearch_path%3Dfedhub_directory_bench"));
+        let cli = Cli::try_parse_from(["fedhub-load", "directory", "--iterations", "50"]).unwrap();
+        let Command::Directory(args) = cli.command else {
+            panic!("not directory");
+        };
+        assert_eq!((args.iterations, args.data.engine), (50, Engine::Sqlite));
     }
 }
