@@ -611,6 +611,7 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
                 }
             } else {
                 let n = store.migrate()?;
+                store.optimize()?;
                 println!("applied {n} migration(s)");
             }
             Ok(())
@@ -1246,6 +1247,9 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
             )
             .into());
         }
+    }
+    if let Err(e) = store.optimize() {
+        tracing::warn!(error = %e, "could not refresh the query planner's statistics");
     }
     let vault = config
         .at_rest_key()?

@@ -204,20 +204,18 @@ fn setup_on(store: TestStore) -> Console {
     // A member in Hồ Chí Minh City: outside the Quảng Ninh admin's subtree.
     store
         .write(|c| {
-            use schema::memberships as m;
-            diesel::insert_into(m::table)
-                .values((
-                    m::id.eq("hcm-member"),
-                    m::account_id.eq(&hcm_id),
-                    m::rp_id.eq(&rp_id),
-                    m::unit_agency_code.eq("000.00.01.H29"),
-                    m::status.eq("not_activated"),
-                    m::subject.eq("hcm-subject"),
-                    m::created_at.eq(NOW),
-                    m::updated_at.eq(NOW),
-                ))
-                .execute(c)?;
-            Ok(())
+            crate::support::insert_member(
+                c,
+                crate::support::MemberRow {
+                    id: "hcm-member",
+                    account_id: &hcm_id,
+                    rp_id: &rp_id,
+                    unit: Some("000.00.01.H29"),
+                    status: "not_activated",
+                    user_group: None,
+                    subject: "hcm-subject",
+                },
+            )
         })
         .unwrap();
     // The demo connector offers every person of these tests.

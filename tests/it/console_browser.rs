@@ -189,24 +189,20 @@ fn seed(store: &TestStore) -> Seeded {
         },
     );
     let rp_id = rp.id.clone();
-    let hcm_unit = fedhub_identifiers::AgencyCode::parse("000.00.01.H29").unwrap();
     store
         .write(|c| {
-            use schema::memberships as m;
-            diesel::insert_into(m::table)
-                .values((
-                    m::id.eq(OUTSIDE_MEMBER),
-                    m::account_id.eq(&outside_id),
-                    m::rp_id.eq(&rp_id),
-                    m::unit_agency_code.eq(hcm_unit.as_str()),
-                    m::unit_path.eq(fedhub::admin::memberships::unit_path(&hcm_unit)),
-                    m::status.eq("not_activated"),
-                    m::subject.eq("hcm-subject"),
-                    m::created_at.eq(NOW),
-                    m::updated_at.eq(NOW),
-                ))
-                .execute(c)?;
-            Ok(())
+            support::insert_member(
+                c,
+                support::MemberRow {
+                    id: OUTSIDE_MEMBER,
+                    account_id: &outside_id,
+                    rp_id: &rp_id,
+                    unit: Some("000.00.01.H29"),
+                    status: "not_activated",
+                    user_group: None,
+                    subject: "hcm-subject",
+                },
+            )
         })
         .unwrap();
     support::add_dev_connector(store, NOW);

@@ -91,27 +91,24 @@ fn setup() -> Hub {
         .unwrap();
     store
         .write(|c| {
-            use schema::memberships as m;
             diesel::update(schema::accounts::table.find(&citizen_id))
                 .set((
                     schema::accounts::phone.eq("+84912345678"),
                     schema::accounts::email.eq("an.nv@taichinh.quangninh.gov.vn"),
                 ))
                 .execute(c)?;
-            diesel::insert_into(m::table)
-                .values((
-                    m::id.eq("citizen-member"),
-                    m::account_id.eq(&citizen_id),
-                    m::rp_id.eq(&rp_id),
-                    m::unit_agency_code.eq("000.00.01.H49"),
-                    m::user_group.eq("Kế toán"),
-                    m::status.eq("activated"),
-                    m::subject.eq("fed-subject-an"),
-                    m::created_at.eq(NOW),
-                    m::updated_at.eq(NOW),
-                ))
-                .execute(c)?;
-            Ok(())
+            crate::support::insert_member(
+                c,
+                crate::support::MemberRow {
+                    id: "citizen-member",
+                    account_id: &citizen_id,
+                    rp_id: &rp_id,
+                    unit: Some("000.00.01.H49"),
+                    status: "activated",
+                    user_group: Some("Kế toán"),
+                    subject: "fed-subject-an",
+                },
+            )
         })
         .unwrap();
     let legacy = |username: &str, name: &str, unit: &str| LegacyRecord {

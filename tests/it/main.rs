@@ -13,6 +13,7 @@ mod conversion_console;
 mod http;
 mod interop;
 mod legacy;
+mod member_list;
 mod oidc;
 mod oidc_clients;
 mod oidc_interop;

@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::Router;
-use diesel::prelude::*;
 use fedhub::clock::ManualClock;
 use fedhub::rp::oidc::OidcRegistration;
-use fedhub::store::schema;
 use fedhub::web::AppState;
 use http::{header, Request, StatusCode};
 
@@ -464,19 +462,18 @@ impl OidcHub {
         let status = status.to_string();
         self.store
             .write(move |c| {
-                use schema::memberships as m;
-                diesel::insert_into(m::table)
-                    .values((
-                        m::id.eq(format!("m-{rp}")),
-                        m::account_id.eq(&acc),
-                        m::rp_id.eq(&rp),
-                        m::status.eq(&status),
-                        m::subject.eq(format!("member-of-{rp}")),
-                        m::created_at.eq(NOW),
-                        m::updated_at.eq(NOW),
-                    ))
-                    .execute(c)?;
-                Ok(())
+                crate::support::insert_member(
+                    c,
+                    crate::support::MemberRow {
+                        id: &format!("m-{rp}"),
+                        account_id: &acc,
+                        rp_id: &rp,
+                        unit: None,
+                        status: &status,
+                        user_group: None,
+                        subject: &format!("member-of-{rp}"),
+                    },
+                )
             })
             .unwrap();
     }

@@ -206,20 +206,19 @@ impl Hub {
         let status = status.to_string();
         self.store
             .write(move |c| {
-                use schema::{membership_roles as mr, memberships as m, roles as r};
-                diesel::insert_into(m::table)
-                    .values((
-                        m::id.eq("m1"),
-                        m::account_id.eq(&acc),
-                        m::rp_id.eq(&rp),
-                        m::unit_agency_code.eq("000.00.01.H49"),
-                        m::status.eq(&status),
-                        m::user_group.eq("Nhóm admin đơn vị"),
-                        m::subject.eq("member-subject-1"),
-                        m::created_at.eq(now),
-                        m::updated_at.eq(now),
-                    ))
-                    .execute(c)?;
+                use schema::{membership_roles as mr, roles as r};
+                crate::support::insert_member(
+                    c,
+                    crate::support::MemberRow {
+                        id: "m1",
+                        account_id: &acc,
+                        rp_id: &rp,
+                        unit: Some("000.00.01.H49"),
+                        status: &status,
+                        user_group: Some("Nhóm admin đơn vị"),
+                        subject: "member-subject-1",
+                    },
+                )?;
                 diesel::insert_into(r::table)
                     .values((
                         r::id.eq("r1"),

@@ -169,3 +169,45 @@ pub fn setup_node(dir: &str) -> std::path::PathBuf {
     let stdout = String::from_utf8(out.stdout).unwrap();
     std::path::PathBuf::from(stdout.lines().last().unwrap().trim()).join("node_modules")
 }
+
+/// A membership row written straight to the table, for tests that need a given id, status,
+/// group or subject: with the columns `admin::memberships::add` derives (the unit's
+/// `unit_path` and the account's `search_name`), so lists and searches see it as they would
+/// a member added in the console.
+pub struct MemberRow<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub rp_id: &'a str,
+    pub unit: Option<&'a str>,
+    pub status: &'a str,
+    pub user_group: Option<&'a str>,
+    pub subject: &'a str,
+}
+
+pub fn insert_member(c: &mut fedhub::store::Db, row: MemberRow<'_>) -> fedhub::Result<()> {
+    use diesel::prelude::*;
+    use fedhub::store::schema::{accounts, memberships as m};
+    let search_name: String = accounts::table
+        .find(row.account_id)
+        .select(accounts::search_name)
+        .get_result(c)?;
+    let unit_path = row.unit.map(|u| {
+        fedhub::admin::memberships::unit_path(&fedhub_identifiers::AgencyCode::parse(u).unwrap())
+    });
+    diesel::insert_into(m::table)
+        .values((
+            m::id.eq(row.id),
+            m::account_id.eq(row.account_id),
+            m::rp_id.eq(row.rp_id),
+            m::unit_agency_code.eq(row.unit),
+            m::unit_path.eq(unit_path),
+            m::search_name.eq(search_name),
+            m::status.eq(row.status),
+            m::user_group.eq(row.user_group),
+            m::subject.eq(row.subject),
+            m::created_at.eq(NOW),
+            m::updated_at.eq(NOW),
+        ))
+        .execute(c)?;
+    Ok(())
+}

@@ -9,7 +9,8 @@
 //! - accounts: each one checked by `AccountInput::validate`, then inserted in batches with
 //!   the columns `directory::accounts::add` writes (`search_name` = `fold_name`);
 //! - memberships: inserted in batches with the columns `admin::memberships::add` writes
-//!   (`unit_path` = `admin::memberships::unit_path`, `subject` =
+//!   (`unit_path` = `admin::memberships::unit_path`, `search_name` copied from the account,
+//!   `subject` =
 //!   `login::resolve::pairwise_subject`), then statuses, groups and roles as the console
 //!   would leave them.
 
@@ -582,6 +583,7 @@ pub struct NewMembership {
     rp: usize,
     unit: String,
     unit_path: String,
+    search_name: String,
     status: &'static str,
     user_group: Option<String>,
     subject: String,
@@ -636,6 +638,7 @@ fn make_memberships(
                 rp: r,
                 unit: unit.to_string(),
                 unit_path: fedhub::admin::memberships::unit_path(unit),
+                search_name: account.search_name.clone(),
                 status: STATUSES[status.sample(rng)].0,
                 user_group: rng
                     .chance(0.1)
@@ -677,6 +680,7 @@ fn insert_memberships(
                     m::rp_id.eq(&rps[ms.rp].id),
                     m::unit_agency_code.eq(Some(&ms.unit)),
                     m::unit_path.eq(Some(&ms.unit_path)),
+                    m::search_name.eq(&ms.search_name),
                     m::status.eq(ms.status),
                     m::user_group.eq(ms.user_group.as_ref()),
                     m::subject.eq(&ms.subject),

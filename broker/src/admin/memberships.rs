@@ -4,6 +4,7 @@
 //! acting admin's grants first, and changes nothing when refused.
 
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use fedhub_identifiers::AgencyCode;
 use fedhub_metadata::AtRestKey;
 use serde::{Deserialize, Serialize};
@@ -282,7 +283,34 @@ type Row = (
     (i64, i64),
 );
 
+/// Rows with their roles and unit names: two queries for the whole page, not two per row.
 fn to_members(conn: &mut Db, rows: Vec<Row>) -> Result<Vec<Member>> {
+    use std::collections::HashMap;
+    let ids: Vec<&String> = rows.iter().map(|((id, ..), ..)| id).collect();
+    let mut roles_of: HashMap<String, Vec<String>> = HashMap::new();
+    let role_rows: Vec<(String, String)> = mr::table
+        .inner_join(roles::table)
+        .filter(mr::membership_id.eq_any(&ids))
+        .order((mr::membership_id.asc(), roles::name.asc()))
+        .select((mr::membership_id, roles::name))
+        .load(conn)?;
+    for (membership, role) in role_rows {
+        roles_of.entry(membership).or_default().push(role);
+    }
+    let units: Vec<&String> = rows
+        .iter()
+        .filter_map(|((_, _, _, unit, ..), ..)| unit.as_ref())
+        .collect();
+    let unit_names: HashMap<String, String> = if units.is_empty() {
+        HashMap::new()
+    } else {
+        agencies::table
+            .filter(agencies::code.eq_any(&units))
+            .select((agencies::code, agencies::name_vi))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect()
+    };
     let mut out = Vec::with_capacity(rows.len());
     for (
         (id, rp_id, account_id, unit, status, user_group),
@@ -290,21 +318,9 @@ fn to_members(conn: &mut Db, rows: Vec<Row>) -> Result<Vec<Member>> {
         (created_at, updated_at),
     ) in rows
     {
-        let role_names: Vec<String> = mr::table
-            .inner_join(roles::table)
-            .filter(mr::membership_id.eq(&id))
-            .order(roles::name.asc())
-            .select(roles::name)
-            .load(conn)?;
-        let unit_name = match &unit {
-            Some(code) => agencies::table
-                .find(code)
-                .select(agencies::name_vi)
-                .get_result::<String>(conn)
-                .optional()?,
-            None => None,
-        };
         out.push(Member {
+            roles: roles_of.remove(&id).unwrap_or_default(),
+            unit_name: unit.as_ref().and_then(|u| unit_names.get(u).cloned()),
             id,
             rp_id,
             account_id,
@@ -315,10 +331,8 @@ fn to_members(conn: &mut Db, rows: Vec<Row>) -> Result<Vec<Member>> {
             phone,
             email,
             unit_agency_code: unit,
-            unit_name,
             status,
             user_group,
-            roles: role_names,
             created_at,
             updated_at,
         });
@@ -428,64 +442,92 @@ pub struct Page {
 }
 
 /// The members of a relying party the admin may see: those in their subtrees.
+///
+/// Every filter is on `memberships` alone, so the count and the page are each one range of
+/// an index (`memberships_rp_name` / `memberships_rp_status_name` / `memberships_rp_unit_path`)
+/// whatever the size of the relying party; the accounts of the page's 20 rows are joined last.
 pub fn list(conn: &mut Db, admin: &Admin, rp_id: &str, q: &ListQuery) -> Result<Page> {
     admin.check(&Action::ViewMembers { rp_id })?;
     crate::rp::get(conn, rp_id)?;
     let per_page = q.per_page.unwrap_or(20).clamp(1, 200);
     let page = q.page.unwrap_or(1).max(1);
-    let build = || -> Result<_> {
-        let mut query = m::table
-            .inner_join(accounts::table)
-            .filter(m::rp_id.eq(rp_id.to_string()))
-            .into_boxed();
-        if !admin.is_operator() {
-            let patterns: Vec<String> =
-                admin.scopes_in(rp_id).iter().map(subtree_pattern).collect();
-            let mut cond: Box<dyn BoxableExpression<_, _, SqlType = diesel::sql_types::Bool>> =
-                Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1 = 0"));
-            for p in patterns {
-                cond = Box::new(cond.or(m::unit_agency_code.like(p).assume_not_null()));
-            }
-            query = query.filter(cond);
+    let empty = |total| Page {
+        total,
+        page,
+        per_page,
+        items: Vec::new(),
+    };
+    let scopes = if admin.is_operator() {
+        None
+    } else {
+        let scopes = admin.scopes_in(rp_id);
+        if scopes.is_empty() {
+            return Ok(empty(0));
         }
-        if let Some(unit) = q.unit.as_deref().filter(|u| !u.trim().is_empty()) {
-            let unit = AgencyCode::parse(unit).map_err(|e| Error::invalid("unit", e.rule))?;
-            query = query.filter(m::unit_agency_code.like(subtree_pattern(&unit)));
+        Some(scopes)
+    };
+    let unit = match q.unit.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => Some(AgencyCode::parse(u).map_err(|e| Error::invalid("unit", e.rule))?),
+        None => None,
+    };
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(status) = status {
+        if ![NOT_ACTIVATED, ACTIVATED, LOCKED].contains(&status) {
+            return Err(Error::invalid(
+                "status",
+                "one of not_activated, activated, locked",
+            ));
         }
-        if let Some(status) = q.status.as_deref().filter(|s| !s.is_empty()) {
-            if ![NOT_ACTIVATED, ACTIVATED, LOCKED].contains(&status) {
-                return Err(Error::invalid(
-                    "status",
-                    "one of not_activated, activated, locked",
-                ));
-            }
+    }
+    let text = match q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => Some(SearchText::read(conn, t)?),
+        None => None,
+    };
+    if let Some(SearchText::Accounts(ids)) = &text {
+        if ids.is_empty() {
+            return Ok(empty(0));
+        }
+    }
+
+    let build = || {
+        let mut query = m::table.filter(m::rp_id.eq(rp_id.to_string())).into_boxed();
+        if let Some(scopes) = &scopes {
+            query = query.filter(in_subtrees(scopes));
+        }
+        if let Some(unit) = &unit {
+            query = query.filter(in_subtrees(std::slice::from_ref(unit)));
+        }
+        if let Some(status) = status {
             query = query.filter(m::status.eq(status.to_string()));
         }
-        if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-            let folded = format!("%{}%", crate::directory::fold_name(text));
-            let mut cond: Box<dyn BoxableExpression<_, _, SqlType = diesel::sql_types::Bool>> =
-                Box::new(accounts::search_name.like(folded));
-            if digits.len() >= 9 {
-                cond = Box::new(
-                    cond.or(accounts::national_id.eq(digits.clone()).assume_not_null())
-                        .or(accounts::tax_code.eq(digits.clone()).assume_not_null())
-                        .or(accounts::phone
-                            .like(format!("%{}", &digits[digits.len() - 9..]))
-                            .assume_not_null()),
-                );
+        match &text {
+            Some(SearchText::Name(pattern)) => {
+                query = query.filter(m::search_name.like(pattern.clone()).escape('\\'));
             }
-            query = query.filter(cond);
+            Some(SearchText::Accounts(ids)) => {
+                query = query.filter(m::account_id.eq_any(ids.clone()));
+            }
+            None => {}
         }
-        Ok(query)
+        query
     };
-    let total: i64 = build()?.count().get_result(conn)?;
-    let rows: Vec<Row> = build()?
-        .select(member_columns())
-        .order((accounts::search_name.asc(), m::id.asc()))
+    let total: i64 = build().count().get_result(conn)?;
+    if total <= (page - 1) * per_page {
+        return Ok(empty(total));
+    }
+    let ids: Vec<String> = build()
+        .select(m::id)
+        .order((m::search_name.asc(), m::id.asc()))
         .limit(per_page)
         .offset((page - 1) * per_page)
         .load(conn)?;
+    let mut rows: Vec<Row> = m::table
+        .inner_join(accounts::table)
+        .filter(m::id.eq_any(&ids))
+        .select(member_columns())
+        .load(conn)?;
+    let position = |id: &String| ids.iter().position(|i| i == id);
+    rows.sort_by_key(|row| position(&(row.0).0));
     Ok(Page {
         total,
         page,
@@ -493,6 +535,83 @@ pub fn list(conn: &mut Db, admin: &Admin, rp_id: &str, q: &ListQuery) -> Result<
         items: to_members(conn, rows)?,
     })
 }
+
+/// What the search box of the list holds: a name (accents ignored, matched anywhere in the
+/// name) or an identifier, which names a few accounts.
+enum SearchText {
+    /// A `LIKE` pattern over `memberships.search_name`, with `\` escaping.
+    Name(String),
+    /// The accounts whose CCCD/CMND, tax code or phone number it is.
+    Accounts(Vec<String>),
+}
+
+impl SearchText {
+    fn read(conn: &mut Db, text: &str) -> Result<SearchText> {
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        let identifier_shaped = digits.len() >= 9
+            && text
+                .chars()
+                .all(|c| c.is_ascii_digit() || " .-+()".contains(c));
+        if !identifier_shaped {
+            let folded = crate::directory::fold_name(text);
+            return Ok(SearchText::Name(format!("%{}%", escape_like(&folded))));
+        }
+        // Phones are stored as +84 and the national number (9 digits for mobiles, 10 for
+        // landlines), however they were typed.
+        let phones: Vec<String> = [9, 10]
+            .iter()
+            .filter(|&&n| digits.len() >= n)
+            .map(|&n| format!("+84{}", &digits[digits.len() - n..]))
+            .collect();
+        let mut tax_codes = vec![digits.clone()];
+        if let Ok(tax) = fedhub_identifiers::TaxCode::parse(text) {
+            tax_codes.push(tax.as_str().to_string());
+        }
+        let ids = accounts::table
+            .filter(
+                accounts::national_id
+                    .eq(digits.clone())
+                    .or(accounts::tax_code.eq_any(tax_codes))
+                    .or(accounts::phone.eq_any(phones)),
+            )
+            .select(accounts::id)
+            .limit(500)
+            .load(conn)?;
+        Ok(SearchText::Accounts(ids))
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// `memberships.unit_path` within any of `scopes`' subtrees: one index range per scope.
+fn in_subtrees(
+    scopes: &[AgencyCode],
+) -> Box<dyn BoxableExpression<m::table, Backend, SqlType = Bool>> {
+    let range = |scope: &AgencyCode| {
+        let (low, high) = subtree_range(scope);
+        m::unit_path
+            .ge(low)
+            .and(m::unit_path.lt(high))
+            .assume_not_null()
+    };
+    let mut scopes = scopes.iter();
+    // No seed such as `1 = 0 OR …`: it would hide the ranges from SQLite's planner.
+    let mut cond: Box<dyn BoxableExpression<m::table, Backend, SqlType = Bool>> =
+        match scopes.next() {
+            Some(first) => Box::new(range(first)),
+            None => Box::new(diesel::dsl::sql::<Bool>("1 = 0")),
+        };
+    for scope in scopes {
+        cond = Box::new(cond.or(range(scope)));
+    }
+    cond
+}
+
+type Backend = <Db as diesel::Connection>::Backend;
 
 /// Adds an account to a relying party as "Chưa kích hoạt", in `unit` (default: the unit of
 /// the admin's first grant there).
@@ -513,21 +632,21 @@ pub fn add(
         })?,
     };
     admin.check(&Action::Membership { rp_id, unit: &unit })?;
-    let status: Option<String> = accounts::table
+    let account: Option<(String, String)> = accounts::table
         .find(account_id)
-        .select(accounts::status)
+        .select((accounts::status, accounts::search_name))
         .get_result(conn)
         .optional()?;
-    match status.as_deref() {
+    let search_name = match account {
         None => return Err(Error::not_found("account", account_id)),
-        Some("active") => {}
+        Some((status, search_name)) if status == "active" => search_name,
         Some(_) => {
             return Err(Error::invalid(
                 "account_id",
                 "this account is disabled in the directory",
             ))
         }
-    }
+    };
     let exists = m::table
         .filter(m::rp_id.eq(rp_id))
         .filter(m::account_id.eq(account_id))
@@ -548,6 +667,8 @@ pub fn add(
             m::rp_id.eq(&rp.id),
             m::unit_agency_code.eq(unit.as_str()),
             m::unit_path.eq(unit_path(&unit)),
+            // Copied so the list pages one index in name order (accounts are not renamed).
+            m::search_name.eq(&search_name),
             m::status.eq(NOT_ACTIVATED),
             // The subject the relying party already knows this person by (pairwise).
             m::subject.eq(crate::login::resolve::pairwise_subject(

@@ -274,13 +274,27 @@ pub fn find(conn: &mut Db, query: &str, limit: i64) -> Result<Vec<Account>> {
         sql = sql.or_filter(ac::email.eq(email.as_str().to_string()));
         exact = true;
     }
+    let limit = limit.clamp(1, 500);
     if !exact {
+        // A name fragment matches anywhere in the name, so no index range finds it. The ids
+        // come first from the (search_name, id) index alone, where PostgreSQL tests the
+        // pattern on the index entries instead of fetching every account in name order.
         let pattern = format!("%{}%", escape_like(&fold_name(q)));
-        sql = sql.or_filter(ac::search_name.like(pattern).escape('\\'));
+        let ids: Vec<String> = ac::accounts
+            .filter(ac::search_name.like(pattern).escape('\\'))
+            .order((ac::search_name.asc(), ac::id.asc()))
+            .select(ac::id)
+            .limit(limit)
+            .load(conn)?;
+        return Ok(ac::accounts
+            .filter(ac::id.eq_any(&ids))
+            .select(Account::as_select())
+            .order((ac::search_name.asc(), ac::id.asc()))
+            .load(conn)?);
     }
     Ok(sql
         .order((ac::search_name.asc(), ac::id.asc()))
-        .limit(limit.clamp(1, 500))
+        .limit(limit)
         .load(conn)?)
 }
 

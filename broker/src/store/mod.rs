@@ -210,6 +210,58 @@ impl Store {
         ran.map_err(|e| Error::Internal(format!("migration failed: {e}")))
     }
 
+    /// Gives the query planner statistics. SQLite keeps none until `ANALYZE` runs, and then
+    /// it cannot tell that a CCCD names one account while an agency subtree holds thousands
+    /// of members; `optimize` analyses (a bounded sample of) the tables that need it, and is
+    /// cheap when nothing changed. PostgreSQL's autovacuum does this on its own.
+    pub fn optimize(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        if let Db::Sqlite(c) = &mut *conn {
+            c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")?;
+        }
+        Ok(())
+    }
+
+    /// Reverts the applied migrations newer than or equal to `version` (as its folder name
+    /// starts, e.g. `2026-12-05-000030`), newest first: the way back from an upgrade, and how
+    /// the tests check that a migration carries existing rows forward. Returns the versions
+    /// reverted.
+    pub fn revert_through(&self, version: &str) -> Result<Vec<String>> {
+        let wanted: String = version.chars().filter(char::is_ascii_digit).collect();
+        let mut conn = self.conn()?;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+            Error::Internal(format!("reverting migrations failed: {e}"))
+        };
+        let applied: Vec<String> = match &mut *conn {
+            Db::Sqlite(c) => c.applied_migrations(),
+            Db::Postgres(c) => c.applied_migrations(),
+        }
+        .map_err(fail)?
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        if !applied.iter().any(|v| v.as_str() == wanted) {
+            return Err(Error::invalid(
+                "version",
+                format!("migration {version} is not applied"),
+            ));
+        }
+        let mut reverted = Vec::new();
+        loop {
+            let v = match &mut *conn {
+                Db::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS),
+                Db::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS),
+            }
+            .map_err(fail)?
+            .to_string();
+            let done = v == wanted;
+            reverted.push(v);
+            if done {
+                return Ok(reverted);
+            }
+        }
+    }
+
     /// Migrations not yet applied (for `/readyz` and `fedhub migrate --check`).
     pub fn pending_migrations(&self) -> Result<usize> {
         let mut conn = self.conn()?;

@@ -100,6 +100,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         unit_path -> Nullable<Text>,
+        search_name -> Text,
     }
 }
 

@@ -1,0 +1,7 @@
+DROP INDEX accounts_name_id;
+CREATE INDEX accounts_name ON accounts(search_name);
+DROP INDEX memberships_rp_status_name;
+DROP INDEX memberships_rp_name;
+ALTER TABLE accounts ALTER COLUMN search_name TYPE TEXT COLLATE "default";
+ALTER TABLE memberships ALTER COLUMN unit_path TYPE TEXT COLLATE "default";
+ALTER TABLE memberships DROP COLUMN search_name;

@@ -1,0 +1,5 @@
+DROP INDEX accounts_name_id;
+CREATE INDEX accounts_name ON accounts(search_name);
+DROP INDEX memberships_rp_status_name;
+DROP INDEX memberships_rp_name;
+ALTER TABLE memberships DROP COLUMN search_name;

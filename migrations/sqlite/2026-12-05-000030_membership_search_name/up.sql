@@ -1,0 +1,11 @@
+-- The user-management list sorts and filters a relying party's members by name. With the name
+-- copied onto the membership (accounts.search_name, accents folded), a page of one agency
+-- subtree is read from one index in name order, without joining every member's account first.
+ALTER TABLE memberships ADD COLUMN search_name TEXT NOT NULL DEFAULT '';
+UPDATE memberships SET search_name =
+  (SELECT search_name FROM accounts WHERE accounts.id = memberships.account_id);
+CREATE INDEX memberships_rp_name ON memberships (rp_id, search_name, id, unit_path);
+CREATE INDEX memberships_rp_status_name ON memberships (rp_id, status, search_name, id, unit_path);
+-- Directory search by name tests the pattern on index entries and pages by (name, id).
+DROP INDEX accounts_name;
+CREATE INDEX accounts_name_id ON accounts (search_name, id);
