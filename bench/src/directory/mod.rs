@@ -186,7 +186,7 @@ mod tests {
             agencies: 300,
             relying_parties: 8,
             seed: 3,
-            sqlite_analyze: false,
+            sqlite_no_statistics: false,
             drop: false,
         })
         .unwrap();

@@ -489,13 +489,16 @@ pub fn list(conn: &mut Db, admin: &Admin, rp_id: &str, q: &ListQuery) -> Result<
         }
     }
 
-    let build = || {
+    // `Plan::Range` reads the subtree's range of `memberships_rp_unit_path` and sorts it;
+    // `Plan::NameOrder` walks the relying party's members in name order until the page is
+    // full, the range test done on each index entry.
+    let build = |plan: Plan| {
         let mut query = m::table.filter(m::rp_id.eq(rp_id.to_string())).into_boxed();
         if let Some(scopes) = &scopes {
-            query = query.filter(in_subtrees(scopes));
+            query = query.filter(in_subtrees(scopes, plan));
         }
         if let Some(unit) = &unit {
-            query = query.filter(in_subtrees(std::slice::from_ref(unit)));
+            query = query.filter(in_subtrees(std::slice::from_ref(unit), plan));
         }
         if let Some(status) = status {
             query = query.filter(m::status.eq(status.to_string()));
@@ -511,11 +514,20 @@ pub fn list(conn: &mut Db, admin: &Admin, rp_id: &str, q: &ListQuery) -> Result<
         }
         query
     };
-    let total: i64 = build().count().get_result(conn)?;
+    let total: i64 = build(Plan::Range).count().get_result(conn)?;
     if total <= (page - 1) * per_page {
         return Ok(empty(total));
     }
-    let ids: Vec<String> = build()
+    // The count tells which plan reads less: sorting a small subtree costs its size, while
+    // walking in name order costs about (rows skipped + page) × members ÷ matches, small
+    // when the matches are many. Neither planner can know this from its statistics (SQLite
+    // keeps one average per relying party; a generic PostgreSQL plan assumes a few rows).
+    let plan = if total <= SORT_AT_MOST {
+        Plan::Range
+    } else {
+        Plan::NameOrder
+    };
+    let ids: Vec<String> = build(plan)
         .select(m::id)
         .order((m::search_name.asc(), m::id.asc()))
         .limit(per_page)
@@ -587,22 +599,45 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// `memberships.unit_path` within any of `scopes`' subtrees: one index range per scope.
+/// Up to this many matches, a page is sorted from the subtree's index range (see `list`).
+const SORT_AT_MOST: i64 = 2_000;
+
+/// How `list` reads a page: see there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Range,
+    NameOrder,
+}
+
+/// `memberships.unit_path` within any of `scopes`' subtrees: one index range per scope, or
+/// (`Plan::NameOrder`) the same test written so that no planner starts from it.
 fn in_subtrees(
     scopes: &[AgencyCode],
+    plan: Plan,
 ) -> Box<dyn BoxableExpression<m::table, Backend, SqlType = Bool>> {
-    let range = |scope: &AgencyCode| {
-        let (low, high) = subtree_range(scope);
-        m::unit_path
-            .ge(low)
-            .and(m::unit_path.lt(high))
-            .assume_not_null()
-    };
+    let range =
+        |scope: &AgencyCode| -> Box<dyn BoxableExpression<m::table, Backend, SqlType = Bool>> {
+            let (low, high) = subtree_range(scope);
+            match plan {
+                Plan::Range => Box::new(
+                    m::unit_path
+                        .ge(low)
+                        .and(m::unit_path.lt(high))
+                        .assume_not_null(),
+                ),
+                // `unit_path || ''` has the same value but no index: both engines then take the
+                // order from `memberships_rp_name` and test the range on each entry.
+                Plan::NameOrder => {
+                    let path = || m::unit_path.concat(String::new());
+                    Box::new(path().ge(low).and(path().lt(high)).assume_not_null())
+                }
+            }
+        };
     let mut scopes = scopes.iter();
     // No seed such as `1 = 0 OR …`: it would hide the ranges from SQLite's planner.
     let mut cond: Box<dyn BoxableExpression<m::table, Backend, SqlType = Bool>> =
         match scopes.next() {
-            Some(first) => Box::new(range(first)),
+            Some(first) => range(first),
             None => Box::new(diesel::dsl::sql::<Bool>("1 = 0")),
         };
     for scope in scopes {
