@@ -27,6 +27,7 @@ on_both_engines!(
     the_search_box_finds_names_and_identifiers_within_scope,
     filters_and_pages_keep_the_count,
     the_upgrade_copies_names_onto_existing_memberships,
+    a_large_subtree_pages_in_name_order_with_either_plan,
 );
 
 /// Quảng Ninh (H49) with a level-2 unit, a level-3 unit under it and a level-4 unit under
@@ -445,5 +446,173 @@ fn the_upgrade_copies_names_onto_existing_memberships(store: &Store) {
             "Nguyễn Văn An",
             "Trần Thị Hương",
         ]
+    );
+}
+
+/// More matches than the list sorts from the subtree's range (`SORT_AT_MOST`, 2,000): the
+/// page then walks the relying party in name order. Both ways give the same pages, in the
+/// same order (name, then membership id for namesakes), with the same counts.
+fn a_large_subtree_pages_in_name_order_with_either_plan(store: &Store) {
+    let s = seed(store);
+    const FAMILY: &[&str] = &["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng"];
+    const MIDDLE: &[&str] = &["Văn", "Thị", "Minh", "Đức", "Thu"];
+    const GIVEN: &[&str] = &["An", "Bình", "Cường", "Dung", "Hương", "Lan", "Quân", "Yến"];
+    let units = [
+        QN_FINANCE,
+        QN_BUDGET,
+        QN_BUDGET_TEAM,
+        QN_HEALTH,
+        HCM_FINANCE,
+    ];
+    // (membership id, name, unit, status) for every member, the six of `seed` included.
+    let mut everyone: Vec<(String, String, &str, &str)> = s
+        .members
+        .iter()
+        .zip(PEOPLE)
+        .map(|(id, p)| (id.clone(), p.name.to_string(), p.unit, "not_activated"))
+        .collect();
+    store
+        .write(|c| {
+            use diesel::prelude::*;
+            use fedhub::store::schema::accounts as ac;
+            for i in 0..6_000usize {
+                // Names repeat (280 distinct), so namesakes are ordered by membership id.
+                let name = format!(
+                    "{} {} {}",
+                    FAMILY[i % FAMILY.len()],
+                    MIDDLE[(i / 7) % MIDDLE.len()],
+                    GIVEN[(i / 35) % GIVEN.len()]
+                );
+                let account = format!("acc-{i:05}");
+                diesel::insert_into(ac::table)
+                    .values((
+                        ac::id.eq(&account),
+                        ac::kind.eq("citizen"),
+                        ac::display_name.eq(&name),
+                        ac::search_name.eq(fedhub::directory::fold_name(&name)),
+                        ac::status.eq("active"),
+                        ac::created_at.eq(NOW),
+                        ac::updated_at.eq(NOW),
+                    ))
+                    .execute(c)?;
+                // Ids out of insertion order, so the order cannot come from the table.
+                let id = format!("m-{:05}", (i * 7_919) % 10_007);
+                let unit = units[i % units.len()];
+                let status = if i % 2 == 0 {
+                    "activated"
+                } else {
+                    "not_activated"
+                };
+                crate::support::insert_member(
+                    c,
+                    crate::support::MemberRow {
+                        id: &id,
+                        account_id: &account,
+                        rp_id: &s.rp_id,
+                        unit: Some(unit),
+                        status,
+                        user_group: None,
+                        subject: &id,
+                    },
+                )?;
+                everyone.push((id, name, unit, status));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let qn = admin(&s.rp_id, &[QN]);
+    // What the screen must show, computed here: members within `within`, name order.
+    let expected = |within: &str, status: Option<&str>, name_part: Option<&str>| {
+        let scope = AgencyCode::parse(within).unwrap();
+        let mut rows: Vec<(String, String, String)> = everyone
+            .iter()
+            .filter(|(_, _, unit, _)| AgencyCode::parse(unit).unwrap().is_within(&scope))
+            .filter(|(_, _, _, st)| status.is_none_or(|want| *st == want))
+            .filter(|(_, name, _, _)| {
+                name_part.is_none_or(|p| fedhub::directory::fold_name(name).contains(p))
+            })
+            .map(|(id, name, _, _)| (fedhub::directory::fold_name(name), id.clone(), name.clone()))
+            .collect();
+        rows.sort();
+        rows.into_iter().map(|(_, id, _)| id).collect::<Vec<_>>()
+    };
+    let check = |q: ListQuery, want: Vec<String>| {
+        let per_page = 50;
+        let pages = (want.len() as i64 + per_page - 1) / per_page;
+        // The first pages, one in the middle and the last, each against the expected slice.
+        for n in [1, 2, pages / 2, pages].into_iter().filter(|n| *n >= 1) {
+            let page = list(
+                store,
+                &qn,
+                &s.rp_id,
+                ListQuery {
+                    page: Some(n),
+                    per_page: Some(per_page),
+                    ..q.clone()
+                },
+            );
+            assert_eq!(page.total as usize, want.len(), "{q:?}");
+            let from = ((n - 1) * per_page) as usize;
+            let to = (from + per_page as usize).min(want.len());
+            let got: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(got, want[from..to], "{q:?} page {n}");
+        }
+    };
+    // Quảng Ninh holds 4/5 of the 6,000 (and 5 from `seed`): walked in name order.
+    let all = expected(QN, None, None);
+    assert_eq!(all.len(), 4_805);
+    check(ListQuery::default(), all);
+    // With Hồ Chí Minh City's level-2 unit too: everyone.
+    let both = admin(&s.rp_id, &[QN, HCM_FINANCE]);
+    let page = list(store, &both, &s.rp_id, ListQuery::default());
+    assert_eq!(page.total, 6_006);
+    // Quảng Ninh and HCM together, in name order, by the operator's view of the same data.
+    let operator_first: Vec<String> = list(
+        store,
+        &Admin::operator("test:operator"),
+        &s.rp_id,
+        ListQuery::default(),
+    )
+    .items
+    .into_iter()
+    .map(|m| m.id)
+    .collect();
+    assert_eq!(
+        page.items.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        operator_first
+    );
+    // Filters: a name fragment most names hold and a status (over 2,000 matches each,
+    // walked in name order), a rarer name (sorted from the range), a unit's subtree.
+    let many = expected(QN, None, Some("an"));
+    assert!(many.len() > 2_000, "{}", many.len());
+    check(
+        ListQuery {
+            q: Some("an".into()),
+            ..Default::default()
+        },
+        many,
+    );
+    check(
+        ListQuery {
+            q: Some("Thị".into()),
+            ..Default::default()
+        },
+        expected(QN, None, Some("thi")),
+    );
+    let activated = expected(QN, Some("activated"), None);
+    assert!(activated.len() > 2_000, "{}", activated.len());
+    check(
+        ListQuery {
+            status: Some("activated".into()),
+            ..Default::default()
+        },
+        activated,
+    );
+    check(
+        ListQuery {
+            unit: Some(QN_BUDGET.into()),
+            ..Default::default()
+        },
+        expected(QN_BUDGET, None, None),
     );
 }
