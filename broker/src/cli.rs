@@ -313,7 +313,8 @@ pub enum ConvertCommand {
         dry_run: bool,
     },
     /// Convert the pairs of a CSV (header `source,target`; a source is `legacy:USERNAME` or an
-    /// account); choose how it commits.
+    /// account); choose how it commits. All or nothing: a refused row converts nothing and
+    /// exits 2, naming the row. Per row: good rows convert, refused rows say why (exit 0).
     Bulk {
         #[arg(long)]
         rp: String,
@@ -846,9 +847,16 @@ fn convert_cmd(
     use crate::conversion::bulk::{self, Commit};
     let now = clock.now();
     let admin = crate::admin::memberships::Admin::operator(actor);
+    // The relying party by id or entityID/client_id, as every other command takes it.
+    let rp_named = match &cmd {
+        ConvertCommand::One { rp, .. } | ConvertCommand::Bulk { rp, .. } => rp.clone(),
+    };
+    let rp_id = store
+        .read(|c| crate::rp::by_id_or_entity_id(c, &rp_named))?
+        .id;
     match cmd {
         ConvertCommand::One {
-            rp,
+            rp: _,
             legacy,
             from,
             to,
@@ -866,12 +874,12 @@ fn convert_cmd(
             };
             let event = Event::new(actor, action)
                 .target(format!("{source} -> {to}"))
-                .rp(rp.clone());
+                .rp(rp_id.clone());
             let (results, _) = audit::audited(store, event, now, |c| {
                 let (results, targets) = bulk::bulk(
                     c,
                     &admin,
-                    &rp,
+                    &rp_id,
                     &[(source.clone(), to.clone())],
                     Commit::AllOrNothing,
                     dry_run,
@@ -894,7 +902,7 @@ fn convert_cmd(
             }
         }
         ConvertCommand::Bulk {
-            rp,
+            rp: _,
             file,
             commit,
             dry_run,
@@ -909,13 +917,28 @@ fn convert_cmd(
             let pairs = bulk::parse_pairs(&text)?;
             let event = Event::new(actor, "conversion.bulk")
                 .target(file.display().to_string())
-                .rp(rp.clone())
+                .rp(rp_id.clone())
                 .detail(format!(
                     "{} rows, {commit:?}, dry run {dry_run}",
                     pairs.len()
                 ));
             let (results, _) = audit::audited(store, event, now, |c| {
-                bulk::bulk(c, &admin, &rp, &pairs, commit, dry_run, now)
+                let (results, targets) =
+                    bulk::bulk(c, &admin, &rp_id, &pairs, commit, dry_run, now)?;
+                // All or nothing stops at the first refused row: nothing converted, exit 2.
+                match results.last() {
+                    Some(bad) if commit == Commit::AllOrNothing && !bad.ok => Err(Error::invalid(
+                        "file",
+                        format!(
+                            "row {} ({} -> {}): {}; nothing was converted (all or nothing)",
+                            bad.row,
+                            bad.source,
+                            bad.target,
+                            bad.error.as_deref().unwrap_or("refused")
+                        ),
+                    )),
+                    _ => Ok((results, targets)),
+                }
             })?;
             for r in &results {
                 match (&r.error, &r.report) {
