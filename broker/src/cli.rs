@@ -313,7 +313,8 @@ pub enum ConvertCommand {
         dry_run: bool,
     },
     /// Convert the pairs of a CSV (header `source,target`; a source is `legacy:USERNAME` or an
-    /// account); choose how it commits.
+    /// account); choose how it commits. All or nothing: a refused row converts nothing and
+    /// exits 2, naming the row. Per row: good rows convert, refused rows say why (exit 0).
     Bulk {
         #[arg(long)]
         rp: String,
@@ -468,6 +469,26 @@ pub enum RpCommand {
         /// Connector ids, comma-separated; empty to offer every enabled connector.
         #[arg(long, value_delimiter = ',', num_args = 0..)]
         allow: Vec<String>,
+    },
+    /// Turn the self-service claim of legacy accounts (`/claim/RP`) on or off (default off).
+    Claim {
+        /// The relying party (id or entityID/client_id).
+        rp: String,
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Register the relying party's conversion webhook (its signing secret is printed once),
+    /// remove it, or, with neither option, show it and its recent deliveries.
+    Webhook {
+        /// The relying party (id or entityID/client_id).
+        rp: String,
+        /// https:// URL the hub POSTs each conversion to (http:// only to a loopback address).
+        #[arg(long, conflicts_with = "remove")]
+        url: Option<String>,
+        #[arg(long)]
+        remove: bool,
     },
     /// List relying parties.
     List,
@@ -662,7 +683,8 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             admin_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Convert(cmd) => {
-            convert_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
+            convert_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor)
+                .map_err(Failure::App)
         }
         Command::Legacy(cmd) => {
             legacy_cmd(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
@@ -778,13 +800,64 @@ fn admin_cmd(store: &Store, cmd: AdminCommand, clock: &dyn Clock, actor: &str) -
     Ok(())
 }
 
-fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &str) -> Result<()> {
+/// After conversions commit: the first attempt of their webhook deliveries (the relying
+/// party's, when it registered one). Not delivered here: `fedhub serve` retries.
+fn deliver_webhooks(store: &Store, config: &Config, ids: Vec<String>, now: i64) {
+    use crate::conversion::webhook;
+    if ids.is_empty() {
+        return;
+    }
+    let vault = match config.at_rest_key() {
+        Ok(Some(vault)) => vault,
+        _ => return,
+    };
+    let attempts = tokio::runtime::Runtime::new()
+        .map_err(Error::internal)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(Error::internal)?;
+                webhook::deliver_due(store, &vault, &client, now, Some(ids)).await
+            })
+        });
+    match attempts {
+        Ok(attempts) => {
+            for a in attempts {
+                match a.error {
+                    None => eprintln!("webhook: conversion {} delivered", a.conversion_id),
+                    Some(e) => eprintln!(
+                        "webhook: conversion {} not delivered yet ({e}); `fedhub serve` retries it",
+                        a.conversion_id
+                    ),
+                }
+            }
+        }
+        Err(e) => eprintln!("webhook: not sent now ({e}); `fedhub serve` retries"),
+    }
+}
+
+fn convert_cmd(
+    store: &Store,
+    config: &Config,
+    cmd: ConvertCommand,
+    clock: &dyn Clock,
+    actor: &str,
+) -> Result<()> {
     use crate::conversion::bulk::{self, Commit};
     let now = clock.now();
     let admin = crate::admin::memberships::Admin::operator(actor);
+    // The relying party by id or entityID/client_id, as every other command takes it.
+    let rp_named = match &cmd {
+        ConvertCommand::One { rp, .. } | ConvertCommand::Bulk { rp, .. } => rp.clone(),
+    };
+    let rp_id = store
+        .read(|c| crate::rp::by_id_or_entity_id(c, &rp_named))?
+        .id;
     match cmd {
         ConvertCommand::One {
-            rp,
+            rp: _,
             legacy,
             from,
             to,
@@ -802,12 +875,12 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
             };
             let event = Event::new(actor, action)
                 .target(format!("{source} -> {to}"))
-                .rp(rp.clone());
+                .rp(rp_id.clone());
             let (results, _) = audit::audited(store, event, now, |c| {
                 let (results, targets) = bulk::bulk(
                     c,
                     &admin,
-                    &rp,
+                    &rp_id,
                     &[(source.clone(), to.clone())],
                     Commit::AllOrNothing,
                     dry_run,
@@ -826,10 +899,11 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
                     "{}",
                     serde_json::to_string_pretty(report).map_err(Error::internal)?
                 );
+                deliver_webhooks(store, config, report.id.iter().cloned().collect(), now);
             }
         }
         ConvertCommand::Bulk {
-            rp,
+            rp: _,
             file,
             commit,
             dry_run,
@@ -844,13 +918,28 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
             let pairs = bulk::parse_pairs(&text)?;
             let event = Event::new(actor, "conversion.bulk")
                 .target(file.display().to_string())
-                .rp(rp.clone())
+                .rp(rp_id.clone())
                 .detail(format!(
                     "{} rows, {commit:?}, dry run {dry_run}",
                     pairs.len()
                 ));
             let (results, _) = audit::audited(store, event, now, |c| {
-                bulk::bulk(c, &admin, &rp, &pairs, commit, dry_run, now)
+                let (results, targets) =
+                    bulk::bulk(c, &admin, &rp_id, &pairs, commit, dry_run, now)?;
+                // All or nothing stops at the first refused row: nothing converted, exit 2.
+                match results.last() {
+                    Some(bad) if commit == Commit::AllOrNothing && !bad.ok => Err(Error::invalid(
+                        "file",
+                        format!(
+                            "row {} ({} -> {}): {}; nothing was converted (all or nothing)",
+                            bad.row,
+                            bad.source,
+                            bad.target,
+                            bad.error.as_deref().unwrap_or("refused")
+                        ),
+                    )),
+                    _ => Ok((results, targets)),
+                }
             })?;
             for r in &results {
                 match (&r.error, &r.report) {
@@ -874,6 +963,11 @@ fn convert_cmd(store: &Store, cmd: ConvertCommand, clock: &dyn Clock, actor: &st
                 }
             }
             let ok = results.iter().filter(|r| r.ok).count();
+            let ids = results
+                .iter()
+                .filter_map(|r| r.report.as_ref().and_then(|r| r.id.clone()))
+                .collect();
+            deliver_webhooks(store, config, ids, now);
             eprintln!(
                 "{ok} of {} row(s) {}",
                 pairs.len(),
@@ -1279,6 +1373,7 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
         let federation = config.federation_certs().map_err(|e| Error::invalid(e.key, e.problem))?;
         tokio::spawn(crate::rp::refresh::forever(store.clone(), federation, Arc::new(SystemClock)));
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
+        tokio::spawn(crate::conversion::webhook::forever(state.clone()));
         web::serve(listener, state, web::shutdown_signal(), grace).await
     })?;
     Ok(())
@@ -1661,6 +1756,80 @@ fn rp_cmd(
                 println!("{} offers every enabled connector", found.entity_id);
             } else {
                 println!("{} offers {}", found.entity_id, allow.join(", "));
+            }
+        }
+        RpCommand::Claim { rp, on, off } => {
+            let on = on && !off;
+            let found = store.read(|c| crate::rp::by_id_or_entity_id(c, &rp))?;
+            let event = Event::new(actor, "rp.claim")
+                .target(found.entity_id.clone())
+                .rp(found.id.clone())
+                .detail(if on { "on" } else { "off" });
+            audit::audited(store, event, now, |c| {
+                crate::rp::set_claim_enabled(c, &found.id, on, now)
+            })?;
+            if on {
+                println!(
+                    "{}: people may claim their legacy accounts at {}/claim/{}",
+                    found.entity_id,
+                    config.base_url(),
+                    found.id
+                );
+            } else {
+                println!("{}: the self-service claim is off", found.entity_id);
+            }
+        }
+        RpCommand::Webhook { rp, url, remove } => {
+            use crate::conversion::webhook;
+            let found = store.read(|c| crate::rp::by_id_or_entity_id(c, &rp))?;
+            match (url, remove) {
+                (Some(url), _) => {
+                    let vault = config
+                        .at_rest_key()
+                        .map_err(|e| Error::invalid(e.key, e.problem))?
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "keys.at_rest_key_file",
+                                "the webhook secret is sealed with the at-rest key: configure it first",
+                            )
+                        })?;
+                    let event = Event::new(actor, "rp.webhook.set")
+                        .target(found.entity_id.clone())
+                        .rp(found.id.clone())
+                        .detail(url.clone());
+                    let registered = audit::audited(store, event, now, |c| {
+                        webhook::set(c, &vault, &found.id, &url, now)
+                    })?;
+                    eprintln!(
+                        "Webhook of {} set to {}. Its signing secret is shown once: give it to the relying party (see docs/conversion.md).",
+                        found.entity_id, registered.url
+                    );
+                    println!("{}", registered.secret);
+                }
+                (None, true) => {
+                    let event = Event::new(actor, "rp.webhook.remove")
+                        .target(found.entity_id.clone())
+                        .rp(found.id.clone());
+                    audit::audited(store, event, now, |c| webhook::remove(c, &found.id, now))?;
+                    println!("{}: webhook removed", found.entity_id);
+                }
+                (None, false) => {
+                    println!(
+                        "{}\t{}",
+                        found.entity_id,
+                        found.webhook_url.as_deref().unwrap_or("(no webhook)")
+                    );
+                    for d in store.read(|c| webhook::deliveries(c, &found.id, 20))? {
+                        println!(
+                            "{}\tconversion {}\t{}\t{} attempt(s)\t{}",
+                            d.id,
+                            d.conversion_id,
+                            d.status,
+                            d.attempts,
+                            d.last_error.unwrap_or_default()
+                        );
+                    }
+                }
             }
         }
         RpCommand::Show { id } => {

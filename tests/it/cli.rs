@@ -713,3 +713,390 @@ fn saml_connectors_are_registered_from_idp_metadata_and_bad_ones_refused() {
     );
     add("local", &local, Some("HoVaTen=name")).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// fedhub convert one|bulk, fedhub rp claim|webhook.
+
+const AT_REST: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const FINANCE: &str = "000.00.01.H49";
+const JUSTICE: &str = "000.00.02.H49";
+/// "Mật khẩu 2019!" as salted SHA-256 (as conversion_console.rs).
+const LEGACY_HASH: &str =
+    "sha256$a1b2c3d4e5$e706d6174f7736331810a10928be5c773420b653cb585ed3703456c4f917bc2b";
+
+/// A scratch hub with a gateway (`gw.quangninh`), two units, three people who are activated
+/// members in Sở Tài chính / group "Một cửa" (Dung in Sở Tư pháp), and legacy accounts
+/// an.nv, binh.tt (Tài chính) and khac (Tư pháp).
+struct Conv {
+    s: Scratch,
+    rp: String,
+    an: String,
+    binh: String,
+}
+
+const AN: &str = "022185000111";
+const BINH: &str = "022185000456";
+const DUNG: &str = "034195000321";
+
+impl Conv {
+    fn new() -> Conv {
+        let s = Scratch::new();
+        let env = s.env_key();
+        s.run_env(&["agency", "import-builtin"], env.clone())
+            .unwrap();
+        s.run(&[
+            "agency",
+            "add",
+            FINANCE,
+            "--name-vi",
+            "Sở Tài chính tỉnh Quảng Ninh",
+        ])
+        .unwrap();
+        s.run(&[
+            "agency",
+            "add",
+            JUSTICE,
+            "--name-vi",
+            "Sở Tư pháp tỉnh Quảng Ninh",
+        ])
+        .unwrap();
+        for (name, cccd) in [
+            ("Nguyễn Văn An", AN),
+            ("Trần Thị Bình", BINH),
+            ("Phạm Thị Dung", DUNG),
+        ] {
+            s.run(&[
+                "account",
+                "add",
+                "--kind",
+                "citizen",
+                "--name",
+                name,
+                "--national-id",
+                cccd,
+            ])
+            .unwrap();
+        }
+        s.run_env(
+            &[
+                "rp",
+                "add-oidc",
+                "--owner",
+                "000.00.00.H49",
+                "--client-id",
+                "gw.quangninh",
+                "--redirect-uri",
+                "https://gw.quangninh.example.gov.vn/cb",
+            ],
+            env.clone(),
+        )
+        .unwrap();
+        let store = s.store();
+        let rp = store
+            .read(|c| fedhub::rp::by_id_or_entity_id(c, "gw.quangninh"))
+            .unwrap()
+            .id;
+        let id_of = |cccd: &str| -> String {
+            store
+                .read(|c| {
+                    use diesel::prelude::*;
+                    use fedhub::store::schema::accounts as a;
+                    Ok(a::table
+                        .filter(a::national_id.eq(cccd))
+                        .select(a::id)
+                        .get_result(c)?)
+                })
+                .unwrap()
+        };
+        let (an, binh, dung) = (id_of(AN), id_of(BINH), id_of(DUNG));
+        let vault = fedhub_metadata::AtRestKey::from_base64(AT_REST).unwrap();
+        store
+            .write(|c| {
+                use fedhub::admin::memberships::{self, Admin};
+                let admin = Admin::operator("test");
+                memberships::ensure_builtin_roles(c, &rp, 0)?;
+                for (account, unit) in [(&an, FINANCE), (&binh, FINANCE), (&dung, JUSTICE)] {
+                    let m = memberships::add(c, &vault, &admin, &rp, account, Some(unit), 0)?;
+                    memberships::activate(c, &admin, &m.id, 0)?;
+                    memberships::assign_roles(c, &admin, &m.id, &[], Some("Một cửa"), 0)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let csv = s.file(
+            "legacy.csv",
+            &format!(
+                "username,display_name,unit,user_group,roles,password_hash\n\
+                 an.nv,Nguyễn Văn An,{FINANCE},Một cửa,Cán bộ một cửa,{LEGACY_HASH}\n\
+                 binh.tt,Trần Thị Bình,{FINANCE},Một cửa,Cán bộ một cửa,{LEGACY_HASH}\n\
+                 khac,Trần Thị Khác,{JUSTICE},Một cửa,Cán bộ một cửa,{LEGACY_HASH}\n"
+            ),
+        );
+        s.run(&["legacy", "import", "--rp", "gw.quangninh", &csv])
+            .unwrap();
+        Conv { s, rp, an, binh }
+    }
+
+    /// (legacy username, converted to), by username.
+    fn legacy(&self) -> Vec<(String, Option<String>)> {
+        self.s
+            .store()
+            .read(|c| {
+                use diesel::prelude::*;
+                use fedhub::store::schema::legacy_accounts as la;
+                Ok(la::table
+                    .select((la::username, la::converted_to))
+                    .order(la::username)
+                    .load(c)?)
+            })
+            .unwrap()
+    }
+
+    fn conversions(&self) -> i64 {
+        self.s
+            .store()
+            .read(|c| {
+                use diesel::prelude::*;
+                Ok(fedhub::store::schema::conversions::table
+                    .count()
+                    .get_result(c)?)
+            })
+            .unwrap()
+    }
+
+    fn audit(&self, action: &str) -> Vec<fedhub::audit::Entry> {
+        self.s
+            .store()
+            .read(|c| fedhub::audit::tail(c, 500))
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect()
+    }
+}
+
+impl Scratch {
+    /// The environment with an at-rest key.
+    fn env_key(&self) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env.push(("FEDHUB_KEYS_AT_REST_KEY".into(), AT_REST.into()));
+        env
+    }
+}
+
+/// Every legacy account unconverted.
+fn untouched() -> Vec<(String, Option<String>)> {
+    ["an.nv", "binh.tt", "khac"]
+        .map(|u| (u.to_string(), None))
+        .to_vec()
+}
+
+#[test]
+fn convert_one_converts_dry_runs_and_refuses_with_exit_2() {
+    let c = Conv::new();
+    let nothing = untouched();
+    assert_eq!(c.legacy(), nothing);
+    // A dry run: the report, nothing changed.
+    c.s.run(&[
+        "convert",
+        "one",
+        "--rp",
+        "gw.quangninh",
+        "--legacy",
+        "an.nv",
+        "--to",
+        AN,
+        "--dry-run",
+    ])
+    .unwrap();
+    assert_eq!(c.legacy(), nothing, "a dry run changes nothing");
+    assert_eq!(c.conversions(), 0);
+    assert_eq!(c.audit("conversion.dry_run").len(), 1);
+    // A refusal: another unit. Exit 2, the reason named, nothing changed.
+    let r = c.s.run(&[
+        "convert",
+        "one",
+        "--rp",
+        "gw.quangninh",
+        "--legacy",
+        "khac",
+        "--to",
+        AN,
+    ]);
+    match r {
+        Err(Failure::App(e)) => {
+            assert_eq!(e.exit_code(), 2, "{e:?}");
+            assert!(e.to_string().contains("different units"), "{e}");
+            assert!(e.to_string().contains(JUSTICE), "{e}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(c.legacy(), nothing, "a refusal changes nothing");
+    assert_eq!(c.conversions(), 0);
+    let refused = c.audit("conversion.convert");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].outcome, "failure");
+    // The real one.
+    c.s.run(&[
+        "convert",
+        "one",
+        "--rp",
+        "gw.quangninh",
+        "--legacy",
+        "an.nv",
+        "--to",
+        AN,
+    ])
+    .unwrap();
+    assert_eq!(
+        c.legacy(),
+        vec![
+            ("an.nv".to_string(), Some(c.an.clone())),
+            ("binh.tt".to_string(), None),
+            ("khac".to_string(), None),
+        ]
+    );
+    assert_eq!(c.conversions(), 1);
+    let done = c.audit("conversion.convert");
+    assert_eq!(done.last().unwrap().outcome, "success");
+    assert!(done.last().unwrap().actor.starts_with("cli:"));
+    // Once only.
+    let r = c.s.run(&[
+        "convert",
+        "one",
+        "--rp",
+        "gw.quangninh",
+        "--legacy",
+        "an.nv",
+        "--to",
+        AN,
+    ]);
+    assert!(
+        matches!(&r, Err(Failure::App(e)) if e.exit_code() == 2 && e.to_string().contains("already been converted")),
+        "{r:?}"
+    );
+    assert_eq!(c.conversions(), 1);
+    // A hand-over between federated accounts.
+    c.s.run(&[
+        "convert",
+        "one",
+        "--rp",
+        "gw.quangninh",
+        "--from",
+        AN,
+        "--to",
+        BINH,
+    ])
+    .unwrap();
+    assert_eq!(c.conversions(), 2);
+}
+
+#[test]
+fn convert_bulk_all_or_nothing_or_per_row() {
+    let c = Conv::new();
+    let nothing = untouched();
+    // Row 2 names a legacy account of another unit.
+    let csv = c.s.file(
+        "pairs.csv",
+        &format!("source,target\nlegacy:an.nv,{AN}\nlegacy:khac,{BINH}\nlegacy:binh.tt,{BINH}\n"),
+    );
+    let args = |commit: &'static str, dry: bool| {
+        let mut a = vec![
+            "convert",
+            "bulk",
+            "--rp",
+            "gw.quangninh",
+            csv.as_str(),
+            "--commit",
+            commit,
+        ];
+        if dry {
+            a.push("--dry-run");
+        }
+        a
+    };
+    // All or nothing: exit 2 naming row 2, nothing converted (row 1 is rolled back).
+    match c.s.run(&args("all-or-nothing", false)) {
+        Err(Failure::App(e)) => {
+            assert_eq!(e.exit_code(), 2, "{e:?}");
+            let msg = e.to_string();
+            assert!(msg.contains("row 2"), "{msg}");
+            assert!(msg.contains("different units"), "{msg}");
+            assert!(msg.contains("nothing was converted"), "{msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(c.legacy(), nothing);
+    assert_eq!(c.conversions(), 0);
+    // A dry run per row: fine, nothing changed.
+    c.s.run(&args("per-row", true)).unwrap();
+    assert_eq!(c.legacy(), nothing);
+    assert_eq!(c.conversions(), 0);
+    // Per row: rows 1 and 3 convert, row 2 stays.
+    c.s.run(&args("per-row", false)).unwrap();
+    assert_eq!(
+        c.legacy(),
+        vec![
+            ("an.nv".to_string(), Some(c.an.clone())),
+            ("binh.tt".to_string(), Some(c.binh.clone())),
+            ("khac".to_string(), None),
+        ]
+    );
+    assert_eq!(c.conversions(), 2);
+}
+
+#[test]
+fn rp_claim_switch_and_webhook_from_the_command_line() {
+    let c = Conv::new();
+    let rp_row = || c.s.store().read(|x| fedhub::rp::get(x, &c.rp)).unwrap();
+    assert!(!rp_row().claim_enabled, "off by default");
+    c.s.run(&["rp", "claim", "gw.quangninh", "--on"]).unwrap();
+    assert!(rp_row().claim_enabled);
+    c.s.run(&["rp", "claim", "gw.quangninh", "--off"]).unwrap();
+    assert!(!rp_row().claim_enabled);
+    // A webhook that is not https (nor loopback) is refused; nothing stored.
+    let field = invalid_field(c.s.run_env(
+        &[
+            "rp",
+            "webhook",
+            "gw.quangninh",
+            "--url",
+            "http://portal.example.gov.vn/hook",
+        ],
+        c.s.env_key(),
+    ));
+    assert_eq!(field, "url");
+    assert_eq!(rp_row().webhook_url, None);
+    // Without the at-rest key the secret cannot be sealed: refused, nothing stored.
+    let field = invalid_field(c.s.run(&[
+        "rp",
+        "webhook",
+        "gw.quangninh",
+        "--url",
+        "https://portal.example.gov.vn/hook",
+    ]));
+    assert_eq!(field, "keys.at_rest_key_file");
+    assert_eq!(rp_row().webhook_url, None);
+    c.s.run_env(
+        &[
+            "rp",
+            "webhook",
+            "gw.quangninh",
+            "--url",
+            "https://portal.example.gov.vn/hook",
+        ],
+        c.s.env_key(),
+    )
+    .unwrap();
+    assert_eq!(
+        rp_row().webhook_url.as_deref(),
+        Some("https://portal.example.gov.vn/hook")
+    );
+    // Show, then remove.
+    c.s.run(&["rp", "webhook", "gw.quangninh"]).unwrap();
+    c.s.run(&["rp", "webhook", "gw.quangninh", "--remove"])
+        .unwrap();
+    assert_eq!(rp_row().webhook_url, None);
+    assert_eq!(c.audit("rp.webhook.set").last().unwrap().outcome, "success");
+    assert_eq!(c.audit("rp.claim").len(), 2);
+}

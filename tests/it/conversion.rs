@@ -1013,3 +1013,437 @@ async fn bulk_converts_per_row_or_all_or_nothing() {
     assert_eq!(h.roles_of(&d), Some(vec![]));
     assert_eq!(h.snapshot().conversions, 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// The relying party's webhook: a real receiver on loopback.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the receiver answers: 200, 500, or a redirect to `/elsewhere`.
+const ANSWER_OK: u8 = 0;
+const ANSWER_FAIL: u8 = 1;
+const ANSWER_REDIRECT: u8 = 2;
+
+/// A POST as received: its headers and body.
+type Received = (http::HeaderMap, Vec<u8>);
+
+#[derive(Clone, Default)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    answer: Arc<AtomicU8>,
+    elsewhere: Arc<AtomicUsize>,
+}
+
+/// A portal's webhook endpoint on 127.0.0.1: records every POST and answers as told.
+async fn receiver() -> Receiver {
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r = Receiver {
+        url: format!(
+            "http://{}/fedhub/conversions",
+            listener.local_addr().unwrap()
+        ),
+        ..Default::default()
+    };
+    r.answer.store(ANSWER_OK, Ordering::SeqCst);
+    let app =
+        axum::Router::new()
+            .route(
+                "/fedhub/conversions",
+                axum::routing::post(
+                    |State(r): State<Receiver>,
+                     headers: http::HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        r.got.lock().unwrap().push((headers, body.to_vec()));
+                        match r.answer.load(Ordering::SeqCst) {
+                            ANSWER_OK => StatusCode::OK.into_response(),
+                            ANSWER_FAIL => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                            _ => (
+                                StatusCode::TEMPORARY_REDIRECT,
+                                [(
+                                    header::LOCATION,
+                                    format!(
+                                        "{}/elsewhere",
+                                        r.url.replace("/fedhub/conversions", "")
+                                    ),
+                                )],
+                            )
+                                .into_response(),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/elsewhere",
+                axum::routing::post(|State(r): State<Receiver>| async move {
+                    r.elsewhere.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::OK
+                }),
+            )
+            .with_state(r.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    r
+}
+
+impl Receiver {
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    /// Waits (a few seconds at most) until `n` POSTs have arrived.
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..200 {
+            if self.count() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the receiver got {} POSTs, expected {n}", self.count());
+    }
+
+    /// The `n`-th POST, its signature checked as docs/conversion.md tells a portal to.
+    fn verified(&self, n: usize, secret: &str) -> Value {
+        let (headers, body) = self.got.lock().unwrap()[n].clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert!(headers.contains_key("fedhub-delivery"));
+        let sig = headers["fedhub-signature"].to_str().unwrap().to_string();
+        let (t, v1) = sig
+            .split_once(',')
+            .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+            .unwrap_or_else(|| panic!("signature header {sig}"));
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let mut signed = format!("{t}.").into_bytes();
+        signed.extend_from_slice(&body);
+        let expected: String = ring::hmac::sign(&key, &signed)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(v1, expected, "the signature verifies with the secret");
+        // Another secret does not verify it.
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"fhwh_not-the-secret");
+        assert!(ring::hmac::verify(&other, &signed, &hex_decode(v1)).is_err());
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+impl Hub {
+    /// Registers the relying party's webhook through the admin API; the secret.
+    async fn webhook(&self, url: &str) -> String {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/relying-parties/{}/webhook", self.rp()),
+                &self.operator,
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["url"], url);
+        r.json()["secret"].as_str().unwrap().to_string()
+    }
+
+    async fn deliveries(&self) -> Vec<Value> {
+        let r = self
+            .call(
+                Method::GET,
+                &format!("/relying-parties/{}/webhook/deliveries", self.rp()),
+                &self.operator,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.json().as_array().unwrap().clone()
+    }
+
+    /// Waits until the newest delivery has had `attempts` attempts.
+    async fn wait_attempts(&self, attempts: i64) -> Value {
+        for _ in 0..200 {
+            let d = self.deliveries().await;
+            if d.first().is_some_and(|d| d["attempts"] == attempts) {
+                return d[0].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "no delivery with {attempts} attempt(s): {:?}",
+            self.deliveries().await
+        );
+    }
+
+    /// What `fedhub serve` does every 30 seconds, at the hub's (test) time.
+    async fn retry_round(&self) -> Vec<fedhub::conversion::webhook::Attempt> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        fedhub::conversion::webhook::deliver_due(
+            &self.hub.store,
+            &support::vault(),
+            &client,
+            fedhub::clock::Clock::now(&self.hub.clock),
+            None,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+async fn webhook_receives_signed_conversions(h: Hub) {
+    let portal = receiver().await;
+    let secret = h.webhook(&portal.url).await;
+    assert!(secret.starts_with("fhwh_"), "{secret}");
+    // The secret is stored sealed, not in clear.
+    let sealed: Option<String> = h
+        .hub
+        .store
+        .read(|c| {
+            use schema::relying_parties as rp;
+            Ok(rp::table
+                .find(h.rp())
+                .select(rp::webhook_secret_sealed)
+                .get_result(c)?)
+        })
+        .unwrap();
+    let sealed = sealed.expect("a sealed secret");
+    assert!(!sealed.contains(&secret) && !sealed.contains(&secret[5..]));
+
+    // A legacy account converts; the portal hears of it, signed.
+    let legacy = h.legacy("an.nv", FINANCE, ONE_STOP, &[CLERK]);
+    let an = h.hub.account_id.clone();
+    h.member(&an, FINANCE, ONE_STOP, &[], true);
+    let r = h.convert(&h.operator, h.legacy_body(&legacy, &an)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let report = r.json();
+    portal.wait_for(1).await;
+    let sent = portal.verified(0, &secret);
+    assert_eq!(sent["type"], "conversion");
+    assert_eq!(sent["id"], report["id"]);
+    assert_eq!(sent["rp_id"], h.rp().as_str());
+    assert_eq!(sent["mode"], "legacy");
+    assert_eq!(sent["old_subject"], "legacy-an.nv");
+    assert_eq!(sent["new_subject"], h.subject_of(&an).as_str());
+    // The same entry as the feed, which stays the source of truth.
+    let feed = h
+        .call(
+            Method::GET,
+            &format!("/conversions?rp={}&since=0", h.rp()),
+            &h.operator,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(feed[0]["seq"], sent["seq"]);
+    assert_eq!(feed[0]["old_subject"], sent["old_subject"]);
+    assert_eq!(feed[0]["new_subject"], sent["new_subject"]);
+    let d = h.wait_attempts(1).await;
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["conversion_id"], report["id"]);
+
+    // A hand-over is told too; a dry run is not.
+    let binh = h.person("Trần Thị Bình", "022185000456");
+    h.member(&binh, FINANCE, ONE_STOP, &[], true);
+    let mut dry = h.handover_body(&an, &binh);
+    dry["dry_run"] = json!(true);
+    let r = h.convert(&h.operator, dry).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h.convert(&h.operator, h.handover_body(&an, &binh)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    portal.wait_for(2).await;
+    let sent = portal.verified(1, &secret);
+    assert_eq!(sent["mode"], "handover");
+    assert_eq!(sent["old_subject"], r.json()["old_subject"]);
+    assert_eq!(sent["new_subject"], h.subject_of(&binh).as_str());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(portal.count(), 2, "nothing for the dry run");
+
+    // Removed: later conversions are in the feed only.
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/relying-parties/{}/webhook", h.rp()),
+            &h.operator,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let cuong = h.person("Lê Văn Cường", "031190000789");
+    h.member(&cuong, FINANCE, ONE_STOP, &[], true);
+    let r = h.convert(&h.operator, h.handover_body(&binh, &cuong)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(portal.count(), 2);
+    assert_eq!(h.deliveries().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_webhook_receives_each_conversion_signed() {
+    webhook_receives_signed_conversions(hub(support::sqlite())).await;
+}
+
+#[tokio::test]
+async fn postgres_a_webhook_receives_each_conversion_signed() {
+    let h = tokio::task::spawn_blocking(|| hub(support::postgres()))
+        .await
+        .unwrap();
+    webhook_receives_signed_conversions(h).await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_undoes_a_conversion_and_is_retried_then_given_up() {
+    use fedhub::conversion::webhook::{backoff, MAX_ATTEMPTS};
+    let h = hub(support::sqlite());
+    let portal = receiver().await;
+    let secret = h.webhook(&portal.url).await;
+    portal.answer.store(ANSWER_FAIL, Ordering::SeqCst);
+    let legacy = h.legacy("an.nv", FINANCE, ONE_STOP, &[CLERK]);
+    let an = h.hub.account_id.clone();
+    h.member(&an, FINANCE, ONE_STOP, &[], true);
+    let r = h.convert(&h.operator, h.legacy_body(&legacy, &an)).await;
+    // The conversion stands whatever the receiver says.
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(h.converted_to(&legacy).as_deref(), Some(an.as_str()));
+    let d = h.wait_attempts(1).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert!(d["last_error"].as_str().unwrap().contains("500"), "{d}");
+    assert_eq!(d["next_attempt_at"], NOW + backoff(1));
+    // Not due yet: nothing is sent.
+    assert!(h.retry_round().await.is_empty());
+    // Due: retried, still failing, the wait grows.
+    h.hub.clock.advance(backoff(1));
+    let round = h.retry_round().await;
+    assert_eq!(round.len(), 1);
+    assert!(!round[0].delivered);
+    let d = h.wait_attempts(2).await;
+    assert_eq!(d["status"], "pending");
+    // A redirect is not followed (and counts as a failure).
+    portal.answer.store(ANSWER_REDIRECT, Ordering::SeqCst);
+    h.hub.clock.advance(backoff(2));
+    let round = h.retry_round().await;
+    assert!(
+        round[0].error.as_deref().unwrap().contains("not followed"),
+        "{round:?}"
+    );
+    assert_eq!(portal.elsewhere.load(Ordering::SeqCst), 0);
+    // Until the last attempt: then it is given up, and recorded so.
+    portal.answer.store(ANSWER_FAIL, Ordering::SeqCst);
+    for n in 3..MAX_ATTEMPTS {
+        h.hub.clock.advance(backoff(n));
+        assert_eq!(h.retry_round().await.len(), 1);
+    }
+    let d = h.wait_attempts(i64::from(MAX_ATTEMPTS)).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    h.hub.clock.advance(24 * 3600);
+    assert!(
+        h.retry_round().await.is_empty(),
+        "no attempt after the last"
+    );
+    assert_eq!(portal.count(), MAX_ATTEMPTS as usize);
+    // Every attempt carried the same delivery id and a valid signature.
+    for n in 0..portal.count() {
+        assert_eq!(portal.verified(n, &secret)["id"], d["conversion_id"]);
+    }
+    // Still converted; the feed has it.
+    assert_eq!(h.converted_to(&legacy).as_deref(), Some(an.as_str()));
+    let feed = h
+        .call(
+            Method::GET,
+            &format!("/conversions?rp={}&since=0", h.rp()),
+            &h.operator,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(feed.as_array().unwrap().len(), 1);
+
+    // A receiver back up gets the next one at once.
+    portal.answer.store(ANSWER_OK, Ordering::SeqCst);
+    let legacy2 = h.legacy("binh.tt", FINANCE, ONE_STOP, &[]);
+    let binh = h.person("Trần Thị Bình", "022185000456");
+    h.member(&binh, FINANCE, ONE_STOP, &[], true);
+    let r = h.convert(&h.operator, h.legacy_body(&legacy2, &binh)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let d = h.wait_attempts(1).await;
+    assert_eq!(d["status"], "delivered", "{d}");
+}
+
+#[tokio::test]
+async fn a_webhook_url_must_be_https_except_on_loopback() {
+    let h = hub(support::sqlite());
+    for url in [
+        "http://portal.example.gov.vn/fedhub/conversions",
+        "http://10.0.0.8/hook",
+        "ftp://portal.example.gov.vn/hook",
+        "https://user:pass@portal.example.gov.vn/hook",
+        "not a url",
+    ] {
+        let r = h
+            .call(
+                Method::PUT,
+                &format!("/relying-parties/{}/webhook", h.rp()),
+                &h.operator,
+                Some(json!({ "url": url })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}: {}", r.body);
+        assert!(r
+            .header(header::CONTENT_TYPE)
+            .unwrap()
+            .starts_with("application/problem+json"));
+        let p = r.json();
+        assert_eq!(p["field"], "url", "{url}: {p}");
+        assert!(!r.body.contains("fhwh_"), "no secret for a refused URL");
+    }
+    let r = h
+        .call(
+            Method::PUT,
+            &format!("/relying-parties/{}/webhook", h.rp()),
+            &h.operator,
+            Some(json!({ "url": "http://portal.example.gov.vn/fedhub/conversions" })),
+        )
+        .await;
+    assert!(
+        r.json()["rule"]
+            .as_str()
+            .unwrap()
+            .contains("must be an https:// URL"),
+        "{}",
+        r.body
+    );
+    // Nothing stored.
+    let stored: (Option<String>, Option<String>) = h
+        .hub
+        .store
+        .read(|c| {
+            use schema::relying_parties as rp;
+            Ok(rp::table
+                .find(h.rp())
+                .select((rp::webhook_url, rp::webhook_secret_sealed))
+                .get_result(c)?)
+        })
+        .unwrap();
+    assert_eq!(stored, (None, None));
+    // A personal token (even a top admin's) may not register one.
+    let office = h.person("Văn phòng", "022080000001");
+    h.grant_in_store(&office, "top", QUANG_NINH);
+    let top = h.personal_token(&office);
+    let r = h
+        .call(
+            Method::PUT,
+            &format!("/relying-parties/{}/webhook", h.rp()),
+            &top,
+            Some(json!({ "url": "https://portal.example.gov.vn/hook" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}

@@ -239,6 +239,24 @@ fn citizen_roles(h: &Hub) -> Vec<String> {
         .unwrap()
 }
 
+/// The operator turns the self-service claim on or off through the admin API.
+async fn switch_claim(h: &Hub, on: bool) {
+    let token = h
+        .store
+        .write(|c| {
+            fedhub::tokens::create_api_token(c, &format!("op-{}", uuid::Uuid::new_v4()), NOW)
+        })
+        .unwrap();
+    let req = Request::put(format!("/admin/api/v1/relying-parties/{}/claim", h.rp_id))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::json!({ "enabled": on }).to_string()))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["claim_enabled"], on);
+}
+
 fn audit(h: &Hub, action: &str) -> Vec<fedhub::audit::Entry> {
     h.store
         .read(|c| fedhub::audit::tail(c, 500))
@@ -428,6 +446,7 @@ async fn a_refused_conversion_says_why_and_a_stale_form_changes_nothing() {
 async fn a_member_claims_a_legacy_account_with_its_password_once() {
     let h = setup();
     let path = format!("/claim/{}", h.rp_id);
+    switch_claim(&h, true).await;
     // Someone who is not an activated member does not see the page.
     let outsider = sign_in(&h.app, &path, OUTSIDER).await;
     let r = page(&h.app, &path, &outsider).await;
@@ -497,10 +516,27 @@ async fn a_member_claims_a_legacy_account_with_its_password_once() {
     assert!(r.body.contains("Đã nhận tài khoản cũ"), "{}", r.body);
     assert_eq!(legacy(&h, "nva").1.as_deref(), Some(h.citizen_id.as_str()));
     assert_eq!(citizen_roles(&h), ["Kế toán viên"]);
-    assert_eq!(
-        audit(&h, "conversion.claim").last().unwrap().outcome,
-        "success"
+    // The claim is the person's own act: the audit entry and the stored conversion name
+    // them, not an operator.
+    let done = audit(&h, "conversion.claim").pop().unwrap();
+    assert_eq!(done.outcome, "success");
+    assert_eq!(done.actor, format!("account:{}", h.citizen_id));
+    assert!(
+        done.detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("Nguyễn Văn An"),
+        "{done:?}"
     );
+    let actor: String = h
+        .store
+        .read(|c| {
+            Ok(schema::conversions::table
+                .select(schema::conversions::actor)
+                .get_result(c)?)
+        })
+        .unwrap();
+    assert_eq!(actor, format!("account:{}", h.citizen_id));
     // The old password never works again.
     let r = attempt(PASSWORD).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
@@ -510,4 +546,107 @@ async fn a_member_claims_a_legacy_account_with_its_password_once() {
         audit(&h, "conversion.claim").last().unwrap().outcome,
         "denied"
     );
+}
+
+#[tokio::test]
+async fn the_claim_is_offered_only_where_the_operator_turned_it_on() {
+    let h = setup();
+    let path = format!("/claim/{}", h.rp_id);
+    // Off by default: said at once, before anyone is asked to sign in, in either language.
+    let r = send(&h.app, get(&path, &[])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.body.contains("không cho tự nhận tài khoản cũ"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains(r#"name="password""#));
+    let r = send(&h.app, get(&format!("{path}?lang=en"), &[])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.body.contains("Claiming old accounts is not offered here"),
+        "{}",
+        r.body
+    );
+    // An unknown relying party says the same (nothing is revealed about it).
+    let r = send(&h.app, get("/claim/no-such-rp", &[])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // On: the member signs in and gets the form.
+    switch_claim(&h, true).await;
+    let sso = sign_in(&h.app, &path, CITIZEN).await;
+    let r = page(&h.app, &path, &sso).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let token = csrf(&r.body);
+    // Off again while the form is open: the right password converts nothing.
+    switch_claim(&h, false).await;
+    let r = post(
+        &h.app,
+        &path,
+        &sso,
+        &[
+            ("csrf", &token),
+            ("username", "nva"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.body.contains("không cho tự nhận tài khoản cũ"),
+        "{}",
+        r.body
+    );
+    assert_eq!(legacy(&h, "nva").1, None);
+    assert_eq!(conversions(&h), 0);
+    // On again: the same form converts.
+    switch_claim(&h, true).await;
+    let r = post(
+        &h.app,
+        &path,
+        &sso,
+        &[
+            ("csrf", &token),
+            ("username", "nva"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(legacy(&h, "nva").1.as_deref(), Some(h.citizen_id.as_str()));
+    assert_eq!(conversions(&h), 1);
+}
+
+/// The claim's own entry point holds the policy: the switch, and nothing but a legacy account
+/// into the person who proved it.
+#[test]
+fn the_claim_entry_point_checks_the_switch_itself() {
+    use fedhub::conversion::convert;
+    let h = setup();
+    let (legacy_id, _) = legacy(&h, "nva");
+    let proof = convert::prove_ownership(&h.rp_id, &legacy_id, HASH, PASSWORD, &h.citizen_id)
+        .unwrap()
+        .expect("the right password proves ownership");
+    assert!(
+        convert::prove_ownership(&h.rp_id, &legacy_id, HASH, "sai", &h.citizen_id)
+            .unwrap()
+            .is_none()
+    );
+    let off = h
+        .store
+        .write(|c| convert::convert_claim(c, &proof, NOW))
+        .unwrap_err();
+    assert!(
+        matches!(&off, fedhub::Error::Forbidden(why) if why == convert::CLAIM_OFF),
+        "{off:?}"
+    );
+    assert_eq!(conversions(&h), 0);
+    h.store
+        .write(|c| fedhub::rp::set_claim_enabled(c, &h.rp_id, true, NOW))
+        .unwrap();
+    let (report, _) = h
+        .store
+        .write(|c| convert::convert_claim(c, &proof, NOW))
+        .unwrap();
+    assert_eq!(report.target_account_id, h.citizen_id);
+    assert_eq!(report.old_subject, "nva");
 }

@@ -36,6 +36,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/relying-parties/saml"),
     ("post", "/relying-parties/oidc"),
     ("put", "/relying-parties/{id}/connectors"),
+    ("put", "/relying-parties/{id}/claim"),
+    ("put", "/relying-parties/{id}/webhook"),
+    ("delete", "/relying-parties/{id}/webhook"),
+    ("get", "/relying-parties/{id}/webhook/deliveries"),
     ("post", "/admin-grants/top"),
     ("post", "/connectors/oidc"),
     ("post", "/connectors/certificate"),
@@ -72,6 +76,10 @@ const OPERATOR_ONLY: &[(&str, &str)] = &[
     ("post", "/relying-parties/saml"),
     ("post", "/relying-parties/oidc"),
     ("put", "/relying-parties/{id}/connectors"),
+    ("put", "/relying-parties/{id}/claim"),
+    ("put", "/relying-parties/{id}/webhook"),
+    ("delete", "/relying-parties/{id}/webhook"),
+    ("get", "/relying-parties/{id}/webhook/deliveries"),
     ("post", "/admin-grants/top"),
     ("post", "/connectors/oidc"),
     ("post", "/connectors/certificate"),
@@ -887,6 +895,38 @@ async fn openapi_response_schemas_match_real_answers() {
         "/connectors/{id}/enabled",
         &format!("/connectors/{connector}/enabled"),
         Some(json!({ "enabled": true })),
+    )
+    .await;
+    let switched = api
+        .checked(
+            "put",
+            "/relying-parties/{id}/claim",
+            &format!("/relying-parties/{rp}/claim"),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(switched["claim_enabled"], true);
+    let hook = api
+        .checked(
+            "put",
+            "/relying-parties/{id}/webhook",
+            &format!("/relying-parties/{rp}/webhook"),
+            Some(json!({ "url": "https://portal.example.gov.vn/fedhub/conversions" })),
+        )
+        .await;
+    assert!(hook["secret"].as_str().unwrap().starts_with("fhwh_"));
+    api.checked(
+        "get",
+        "/relying-parties/{id}/webhook/deliveries",
+        &format!("/relying-parties/{rp}/webhook/deliveries"),
+        None,
+    )
+    .await;
+    api.checked(
+        "delete",
+        "/relying-parties/{id}/webhook",
+        &format!("/relying-parties/{rp}/webhook"),
+        None,
     )
     .await;
     api.checked(

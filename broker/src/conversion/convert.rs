@@ -245,6 +245,27 @@ fn source_side(c: &mut Db, rp_id: &str, source: &Source) -> Result<Side> {
     }
 }
 
+/// Who converts: an admin (console, admin API, CLI) within their grants, or a person
+/// claiming their own legacy account (see [`convert_claim`]). Every other rule is the same.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Admin(&'a Admin),
+    /// The signed-in federated account that proved it holds the legacy account.
+    SelfClaim {
+        account_id: &'a str,
+    },
+}
+
+impl Actor<'_> {
+    /// How the conversion names who did it (`conversions.actor`, the audit log).
+    pub fn name(&self) -> String {
+        match self {
+            Actor::Admin(admin) => admin.actor.clone(),
+            Actor::SelfClaim { account_id } => format!("account:{account_id}"),
+        }
+    }
+}
+
 /// Converts (or, with `dry_run`, reports what converting would do). The admin must be allowed
 /// to act on memberships in the unit. Returns the report and the OIDC back-channel logout
 /// targets of the old account's sessions there (send them after commit).
@@ -254,12 +275,21 @@ pub fn convert(
     req: &Request,
     now: i64,
 ) -> Result<(Report, Vec<Target>)> {
+    convert_as(c, Actor::Admin(admin), req, now)
+}
+
+fn convert_as(
+    c: &mut Db,
+    actor: Actor<'_>,
+    req: &Request,
+    now: i64,
+) -> Result<(Report, Vec<Target>)> {
     crate::rp::get(c, &req.rp_id)?;
     // A dry run runs the very same steps in a savepoint that is then rolled back, so its
     // report (counts after included) is exactly what converting would do.
     let mut outcome = None;
     let result = c.transaction::<(), Error, _>(|c| {
-        outcome = Some(convert_inner(c, admin, req, now)?);
+        outcome = Some(convert_inner(c, actor, req, now)?);
         if req.dry_run {
             return Err(Error::Internal("dry run: rolled back".into()));
         }
@@ -277,27 +307,134 @@ pub fn convert(
     }
 }
 
+/// Proof that a person holds a legacy account: made only by checking the account's old
+/// password ([`prove_ownership`]), consumed by [`convert_claim`].
+pub struct Ownership {
+    rp_id: String,
+    legacy_id: String,
+    account_id: String,
+    /// The hash the password was checked against: the claim converts only if it is still
+    /// the one stored.
+    hash: String,
+}
+
+impl Ownership {
+    pub fn legacy_id(&self) -> &str {
+        &self.legacy_id
+    }
+}
+
+impl std::fmt::Debug for Ownership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ownership")
+            .field("rp_id", &self.rp_id)
+            .field("legacy_id", &self.legacy_id)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks `password` against the legacy account's stored `hash` (slow by design: call it
+/// off the async runtime). `Ok(None)`: wrong password.
+pub fn prove_ownership(
+    rp_id: &str,
+    legacy_id: &str,
+    hash: &str,
+    password: &str,
+    account_id: &str,
+) -> Result<Option<Ownership>> {
+    if !super::password::verify(hash, password)? {
+        return Ok(None);
+    }
+    Ok(Some(Ownership {
+        rp_id: rp_id.to_string(),
+        legacy_id: legacy_id.to_string(),
+        account_id: account_id.to_string(),
+        hash: hash.to_string(),
+    }))
+}
+
+/// The self-service claim: the legacy account converts into the person who proved they hold
+/// it, and only into them. The relying party must have the claim turned on, the person's
+/// account must be active, and every rule of [`convert`] applies (same unit and user group,
+/// an activated member, not converted yet). No admin grants are involved or assumed.
+pub fn convert_claim(c: &mut Db, proof: &Ownership, now: i64) -> Result<(Report, Vec<Target>)> {
+    let rp = crate::rp::get(c, &proof.rp_id)?;
+    if !rp.claim_enabled {
+        return Err(Error::Forbidden(CLAIM_OFF.into()));
+    }
+    let account = crate::directory::accounts::get(c, &proof.account_id)?;
+    if account.status != "active" {
+        return Err(Error::Forbidden(
+            "this account is disabled in the directory".into(),
+        ));
+    }
+    let stored: Option<String> = la::table
+        .find(&proof.legacy_id)
+        .filter(la::rp_id.eq(&proof.rp_id))
+        .select(la::password_hash)
+        .get_result(c)
+        .optional()?;
+    if stored.as_deref() != Some(proof.hash.as_str()) {
+        return Err(Error::Conflict {
+            field: "password".into(),
+            rule: "the legacy account changed meanwhile; try again".into(),
+        });
+    }
+    let req = Request {
+        rp_id: proof.rp_id.clone(),
+        source: Source::Legacy {
+            legacy_id: proof.legacy_id.clone(),
+        },
+        target_account_id: proof.account_id.clone(),
+        dry_run: false,
+    };
+    convert_as(
+        c,
+        Actor::SelfClaim {
+            account_id: &proof.account_id,
+        },
+        &req,
+        now,
+    )
+}
+
+/// Why a claim is refused when the relying party does not offer it.
+pub const CLAIM_OFF: &str = "the self-service claim is not offered for this relying party";
+
 fn convert_inner(
     c: &mut Db,
-    admin: &Admin,
+    actor: Actor<'_>,
     req: &Request,
     now: i64,
 ) -> Result<(Report, Vec<Target>)> {
     let rp_id = req.rp_id.as_str();
     let source = source_side(c, rp_id, &req.source)?;
-    // The policy first: the unit must lie in the admin's subtree (nothing about other
-    // units' memberships is said to an admin who may not see them).
-    let unit = source
-        .unit
-        .as_deref()
-        .and_then(|u| AgencyCode::parse(u).ok());
-    match &unit {
-        Some(u) => admin.check(&Action::Membership { rp_id, unit: u })?,
-        None if admin.is_operator() => {}
-        None => {
-            return Err(Error::Forbidden(
-                "the account has no unit in your agency subtree".into(),
-            ))
+    match actor {
+        // The policy first: the unit must lie in the admin's subtree (nothing about other
+        // units' memberships is said to an admin who may not see them).
+        Actor::Admin(admin) => {
+            let unit = source
+                .unit
+                .as_deref()
+                .and_then(|u| AgencyCode::parse(u).ok());
+            match &unit {
+                Some(u) => admin.check(&Action::Membership { rp_id, unit: u })?,
+                None if admin.is_operator() => {}
+                None => {
+                    return Err(Error::Forbidden(
+                        "the account has no unit in your agency subtree".into(),
+                    ))
+                }
+            }
+        }
+        // A claim converts a legacy account into the claimant, nothing else.
+        Actor::SelfClaim { account_id } => {
+            if !matches!(req.source, Source::Legacy { .. }) || req.target_account_id != account_id {
+                return Err(Error::Forbidden(
+                    "a claim converts a legacy account into the claimant only".into(),
+                ));
+            }
         }
     }
     if source
@@ -497,10 +634,12 @@ fn convert_inner(
             cv::old_subject.eq(&report.old_subject),
             cv::new_subject.eq(&report.new_subject),
             cv::report.eq(&json),
-            cv::actor.eq(&admin.actor),
+            cv::actor.eq(actor.name()),
             cv::created_at.eq(now),
         ))
         .execute(c)?;
+    // The relying party's webhook, if any, is told after the commit (an outbox row now).
+    super::webhook::enqueue(c, rp_id, &id, now)?;
     report.id = Some(id);
     Ok((report, backchannel))
 }

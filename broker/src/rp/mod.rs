@@ -27,6 +27,10 @@ pub struct RelyingParty {
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Whether its people may claim their legacy accounts themselves at `/claim/{id}`.
+    pub claim_enabled: bool,
+    /// Where conversions are POSTed, signed (none: the conversion feed only).
+    pub webhook_url: Option<String>,
 }
 
 /// What every registration stores, whatever the protocol.
@@ -104,4 +108,26 @@ pub fn list(conn: &mut Db) -> Result<Vec<RelyingParty>> {
         .select(RelyingParty::as_select())
         .order(rp::display_name.asc())
         .load(conn)?)
+}
+
+/// Turns the self-service claim of legacy accounts (`/claim/{id}`) on or off.
+pub fn set_claim_enabled(conn: &mut Db, id: &str, on: bool, now: i64) -> Result<RelyingParty> {
+    let n = diesel::update(rp::relying_parties.find(id))
+        .set((rp::claim_enabled.eq(on), rp::updated_at.eq(now)))
+        .execute(conn)?;
+    if n != 1 {
+        return Err(Error::not_found("relying party", id));
+    }
+    crate::store::counters::bump(conn, crate::store::counters::RELYING_PARTIES)?;
+    get(conn, id)
+}
+
+/// By id, or else by SAML entityID / OIDC client_id (what the CLI accepts).
+pub fn by_id_or_entity_id(conn: &mut Db, name: &str) -> Result<RelyingParty> {
+    match get(conn, name) {
+        Err(Error::NotFound { .. }) => {
+            by_entity_id(conn, name)?.ok_or_else(|| Error::not_found("relying party", name))
+        }
+        other => other,
+    }
 }

@@ -68,6 +68,9 @@ diesel::table! {
         enabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        claim_enabled -> Bool,
+        webhook_url -> Nullable<Text>,
+        webhook_secret_sealed -> Nullable<Text>,
     }
 }
 
@@ -137,6 +140,21 @@ diesel::table! {
         new_subject -> Text,
         report -> Text,
         actor -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        conversion_id -> Text,
+        rp_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        last_attempt_at -> Nullable<BigInt>,
+        delivered_at -> Nullable<BigInt>,
         created_at -> BigInt,
     }
 }
@@ -331,6 +349,7 @@ diesel::joinable!(membership_roles -> memberships (membership_id));
 diesel::joinable!(membership_roles -> roles (role_id));
 diesel::joinable!(admin_grants -> accounts (account_id));
 diesel::joinable!(legacy_accounts -> relying_parties (rp_id));
+diesel::joinable!(webhook_deliveries -> conversions (conversion_id));
 diesel::joinable!(sso_sessions -> accounts (account_id));
 diesel::joinable!(sso_session_rps -> sso_sessions (sso_session_id));
 diesel::joinable!(oidc_codes -> accounts (account_id));
@@ -356,6 +375,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_tokens,
     saml_replay,
     conversions,
+    webhook_deliveries,
     logout_sessions,
     oidc_par,
     oidc_registration_tokens,

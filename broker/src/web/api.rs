@@ -48,6 +48,18 @@ fn registry() -> Router<AppState> {
             "/relying-parties/{id}/connectors",
             axum::routing::put(set_rp_connectors),
         )
+        .route(
+            "/relying-parties/{id}/claim",
+            axum::routing::put(set_rp_claim),
+        )
+        .route(
+            "/relying-parties/{id}/webhook",
+            axum::routing::put(set_rp_webhook).delete(remove_rp_webhook),
+        )
+        .route(
+            "/relying-parties/{id}/webhook/deliveries",
+            get(list_webhook_deliveries),
+        )
         .route("/admin-grants/top", axum::routing::post(grant_top_admin))
         .route("/connectors/oidc", axum::routing::post(add_oidc_connector))
         .route(
@@ -572,6 +584,91 @@ async fn set_rp_connectors(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimSwitch {
+    enabled: bool,
+}
+
+/// Turns the self-service claim of legacy accounts (`/claim/{id}`) on or off.
+async fn set_rp_claim(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ClaimSwitch>,
+) -> ApiResult<Json<crate::rp::RelyingParty>> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "rp.claim")
+        .target(id.clone())
+        .rp(id.clone())
+        .detail(if body.enabled { "on" } else { "off" })
+        .request(Some(caller.request_id));
+    let rp = audited_api(&state, event, move |c| {
+        crate::rp::set_claim_enabled(c, &id, body.enabled, now)
+    })
+    .await?;
+    Ok(Json(rp))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookUrl {
+    url: String,
+}
+
+/// Registers (or replaces) a relying party's conversion webhook; the answer carries its
+/// signing secret, shown this once.
+async fn set_rp_webhook(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<WebhookUrl>,
+) -> ApiResult<Json<crate::conversion::webhook::Registered>> {
+    let now = state.clock.now();
+    let vault = state.vault().map_err(WebError::api)?;
+    let event = Event::new(&caller.name, "rp.webhook.set")
+        .target(id.clone())
+        .rp(id.clone())
+        .detail(body.url.clone())
+        .request(Some(caller.request_id));
+    let registered = audited_api(&state, event, move |c| {
+        crate::conversion::webhook::set(c, &vault, &id, &body.url, now)
+    })
+    .await?;
+    Ok(Json(registered))
+}
+
+async fn remove_rp_webhook(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = state.clock.now();
+    let event = Event::new(&caller.name, "rp.webhook.remove")
+        .target(id.clone())
+        .rp(id.clone())
+        .request(Some(caller.request_id));
+    audited_api(&state, event, move |c| {
+        crate::conversion::webhook::remove(c, &id, now)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The webhook's deliveries, newest first: status, attempts, the last error.
+async fn list_webhook_deliveries(
+    State(state): State<AppState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<crate::conversion::webhook::Delivery>>> {
+    state
+        .store
+        .read_async(move |c| crate::conversion::webhook::deliveries(c, &id, 100))
+        .await
+        .map(Json)
+        .map_err(WebError::api)
 }
 
 /// The federation operator grants top admin of a ministry or province for one relying party.

@@ -4,14 +4,18 @@
 //! activated member), the legacy account converts into them and its password never works
 //! again (the legacy row is marked converted; a second claim is refused).
 //!
-//! There is no per-relying-party setting yet: the page is open for every relying party, but
-//! only to a person who is an activated member of it. Wrong passwords are limited: after
+//! The claim is optional per relying party (`fedhub rp claim RP --on`, or
+//! `PUT /admin/api/v1/relying-parties/{id}/claim`): off, the page says so before anyone signs
+//! in. On, it is open only to a person who is an activated member of the relying party. The
+//! conversion runs as the person (`convert::convert_claim`), never as an operator. Wrong
+//! passwords are limited: after
 //! [`MAX_FAILURES`] failures for the same legacy account, or by the same person, within
 //! [`WINDOW`] seconds, every attempt is refused until the window passes (the failures are
 //! kept in `saml_replay` with their expiry, so every node sees them). Every attempt is
 //! audited as `conversion.claim`.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Request as HttpRequest, State};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -22,9 +26,9 @@ use minijinja::context;
 
 use super::error::{ErrorPage, WebError};
 use super::{cookies, page_context, AppState};
-use crate::admin::memberships::{Admin, ACTIVATED};
+use crate::admin::memberships::ACTIVATED;
 use crate::audit::{self, Event, Outcome};
-use crate::conversion::convert::{self, Request, Source};
+use crate::conversion::convert;
 use crate::error::{Error, Result};
 use crate::login::{auth_session, sso, Answer, RpRequest, CONSOLE};
 use crate::store::schema::{legacy_accounts as la, memberships as m, saml_replay as sr};
@@ -35,8 +39,42 @@ pub const MAX_FAILURES: i64 = 5;
 /// The window, in seconds.
 pub const WINDOW: i64 = 15 * 60;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/claim/{rp}", get(form).post(claim))
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/claim/{rp}", get(form).post(claim))
+        .route_layer(axum::middleware::from_fn_with_state(state, claim_offered))
+}
+
+/// A relying party that does not offer the claim (or does not exist) says so at once, before
+/// anyone is asked to sign in.
+async fn claim_offered(
+    State(state): State<AppState>,
+    Path(rp): Path<String>,
+    req: HttpRequest,
+    next: Next,
+) -> Response {
+    let offered = state
+        .store
+        .read_async(move |c| match crate::rp::get(c, &rp) {
+            Ok(found) => Ok(found.claim_enabled),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        })
+        .await;
+    match offered {
+        Ok(true) => next.run(req).await,
+        Ok(false) => not_offered(),
+        Err(e) => WebError::page(e).into_response(),
+    }
+}
+
+fn not_offered() -> Response {
+    WebError::page_with(
+        Error::Forbidden(convert::CLAIM_OFF.into()),
+        "claim.off.title",
+        "claim.off.message",
+    )
+    .into_response()
 }
 
 /// A person signed in at the hub (any person, not only admins).
@@ -389,7 +427,7 @@ async fn claim(
         return page(Said::Limited);
     }
     // The password is checked outside any transaction (a hash may take a while).
-    let (legacy_id, right) = match legacy {
+    let proof = match legacy {
         Some((_, _, true)) => {
             record(
                 &state,
@@ -402,25 +440,26 @@ async fn claim(
             return page(Said::Refused("console.conversion.reason.converted", None));
         }
         Some((id, hash, false)) => {
+            let (rp2, account) = (rp.clone(), person.account_id.clone());
             let checked = tokio::task::spawn_blocking(move || {
-                crate::conversion::password::verify(&hash, &password)
+                convert::prove_ownership(&rp2, &id, &hash, &password, &account)
             })
             .await
             .map_err(Error::internal)
             .and_then(|r| r);
             match checked {
-                Ok(right) => (Some(id), right),
+                Ok(proof) => proof,
                 Err(e) => {
                     // A stored hash the checker cannot read: no password matches it.
                     tracing::warn!(error = %e, "legacy password hash unreadable");
-                    (Some(id), false)
+                    None
                 }
             }
         }
         // No such username: said as a wrong password (the form does not tell which).
-        None => (None, false),
+        None => None,
     };
-    if !right {
+    let Some(proof) = proof else {
         let (lk, pk) = (legacy_key, person_key);
         let failure = event
             .clone()
@@ -438,29 +477,20 @@ async fn claim(
             return WebError::page(e).into_response();
         }
         return page(Said::Form(Some("claim.wrong")));
-    }
-    let Some(legacy_id) = legacy_id else {
-        return page(Said::Form(Some("claim.wrong")));
     };
-    // The person proved they hold the legacy account; the conversion goes only into them,
-    // so it runs with the rights of the claim itself (the rules of `convert` all apply).
-    let admin = Admin::operator(actor);
-    let req = Request {
-        rp_id: rp.clone(),
-        source: Source::Legacy {
-            legacy_id: legacy_id.clone(),
-        },
-        target_account_id: person.account_id.clone(),
-        dry_run: false,
-    };
-    let event = event.target(format!(
-        "legacy:{legacy_id} -> account:{}",
-        person.account_id
-    ));
+    // The person proved they hold the legacy account: it converts into them, as them (the
+    // claim's own entry point checks the switch and applies every rule of a conversion).
+    let event = event
+        .target(format!(
+            "legacy:{} -> account:{}",
+            proof.legacy_id(),
+            person.account_id
+        ))
+        .detail(format!("claimed by {} in person", person.display_name));
     let store = state.store.clone();
     let done = tokio::task::spawn_blocking(move || {
         audit::audited(&store, event, now, |c| {
-            convert::convert(c, &admin, &req, now)
+            convert::convert_claim(c, &proof, now)
         })
     })
     .await
@@ -469,8 +499,10 @@ async fn claim(
     match done {
         Ok((report, backchannel)) => {
             crate::oidc::logout::send_backchannel(&state, backchannel).await;
+            crate::conversion::webhook::kick(&state, report.id.clone());
             page(Said::Done(Box::new(report)))
         }
+        Err(Error::Forbidden(why)) if why == convert::CLAIM_OFF => not_offered(),
         Err(e @ (Error::Invalid { .. } | Error::Conflict { .. } | Error::Forbidden(_))) => {
             let (key, named) = reason_of(&e);
             page(Said::Refused(key, named))

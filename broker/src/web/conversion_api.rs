@@ -47,6 +47,7 @@ async fn create(
     })
     .await?;
     crate::oidc::logout::send_backchannel(&state, backchannel).await;
+    crate::conversion::webhook::kick(&state, report.id.clone());
     let status = if dry {
         StatusCode::OK
     } else {

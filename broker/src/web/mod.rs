@@ -156,7 +156,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(crate::oidc::router())
         .merge(login::router())
         .merge(console::router())
-        .merge(claim::router())
+        .merge(claim::router(state.clone()))
         .nest("/admin/api/v1", api::router(state.clone()))
         .merge(extra)
         .fallback(not_found)

@@ -446,6 +446,7 @@ async fn confirm(
     .map_err(|e| refuse(e, lang))?;
     // After the commit: the old account's OIDC sessions there end.
     crate::oidc::logout::send_backchannel(&state, backchannel).await;
+    crate::conversion::webhook::kick(&state, report.id.clone());
     let id = report.id.unwrap_or_default();
     Ok(Redirect::to(&format!("/admin/rp/{rp}/conversion/{id}?done=converted")).into_response())
 }
