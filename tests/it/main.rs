@@ -10,6 +10,7 @@ mod console;
 mod console_browser;
 mod conversion;
 mod conversion_console;
+mod example_province_gateway;
 mod http;
 mod interop;
 mod legacy;
