@@ -565,3 +565,72 @@ async fn example_province_gateway_shows_refusals_and_bad_answers_as_pages() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("Không tìm thấy trang"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_province_gateway_is_signed_out_by_the_hubs_back_channel_logout() {
+    // Two gateways of one province, both told of logouts by the hub's back-channel.
+    let (a_listener, a_url) = gateway_port().await;
+    let (b_listener, b_url) = gateway_port().await;
+    let with_backchannel = |id: &str, url: &str| OidcRegistration {
+        backchannel_logout_uri: Some(format!("{url}/backchannel-logout")),
+        ..gateway_registration(id, url)
+    };
+    let hub = Hub::start(with_backchannel("cong-dvc-quang-ninh", &a_url)).await;
+    let first = hub.hub.client();
+    hub.member(&first.rp_id, true);
+    let second = hub
+        .hub
+        .add_client(with_backchannel("cong-dvc-ha-long", &b_url));
+    hub.member(&second.rp_id, true);
+    let gw_a = start_gateway(a_listener, &a_url, &hub.issuer, &first).await;
+    let gw_b = start_gateway(b_listener, &b_url, &hub.issuer, &second).await;
+    let b = browser();
+
+    // Signed in at the first gateway, then at the second without signing in again (SSO).
+    let login = open(&b, &format!("{}/login", gw_a.url)).await;
+    let page = demo_sign_in(&b, &login, CITIZEN).await;
+    assert!(page.body.contains("id-token-claims"), "{}", page.body);
+    let page = open(&b, &format!("{}/login", gw_b.url)).await;
+    assert!(
+        !page.trail.iter().any(|u| u.contains("/login/")),
+        "single sign-on: {:?}",
+        page.trail
+    );
+    assert!(page.body.contains("id-token-claims"), "{}", page.body);
+
+    // Signing out at the second gateway ends the hub session; the hub's logout token signs
+    // the person out of the first gateway too.
+    let out = submit(
+        &b,
+        &format!("{b_url}/logout"),
+        &[("csrf", &csrf(&page.body))],
+    )
+    .await;
+    assert_eq!(out.url.path(), "/signed-out", "{:?}", out.trail);
+    let mut home = open(&b, &gw_a.url).await;
+    for _ in 0..50 {
+        if !home.body.contains("id-token-claims") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        home = open(&b, &gw_a.url).await;
+    }
+    assert!(!home.body.contains("id-token-claims"), "{}", home.body);
+    assert!(
+        home.body
+            .contains("Bạn đã được đăng xuất vì phiên đăng nhập tại fedhub đã kết thúc."),
+        "{}",
+        home.body
+    );
+
+    // A logout token the hub did not sign is refused.
+    let forged = Client::new()
+        .post(format!("{a_url}/backchannel-logout"))
+        .form(&[("logout_token", "eyJhbGciOiJub25lIn0.e30.")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = serde_json::from_str(&forged.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "invalid_request");
+}

@@ -13,11 +13,11 @@ use openidconnect::core::{
 use openidconnect::{
     AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
     CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    HttpClientError, IdToken, IdTokenFields, IssuerUrl, LanguageTag, LogoutRequest, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    StandardErrorResponse, StandardTokenResponse, SubjectIdentifier, TokenResponse as _,
-    UserInfoClaims,
+    HttpClientError, IdToken, IdTokenFields, IssuerUrl, JsonWebTokenType, LanguageTag,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, SubjectIdentifier,
+    TokenResponse as _, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -402,6 +402,63 @@ impl Hub {
             .add_ui_locale(LanguageTag::new(lang.code().to_string()))
             .http_get_url();
         Ok((url, state.secret().clone()))
+    }
+}
+
+/// The back-channel logout event (OpenID Connect Back-Channel Logout 1.0, section 2.4).
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Who a verified logout token signs out.
+pub struct LogoutOf {
+    pub sub: String,
+    pub sid: Option<String>,
+    pub jti: Option<String>,
+}
+
+impl Hub {
+    /// Verifies a back-channel logout token as section 2.6 of the specification asks: signed by
+    /// the hub (`typ: logout+jwt`), for this client, not expired, with the logout event and
+    /// without a `nonce`.
+    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutOf, String> {
+        let token: HubIdToken = token
+            .parse()
+            .map_err(|e: serde_json::Error| format!("not a JWT: {e}"))?;
+        let typ = JsonWebTokenType::new("logout+jwt".to_string())
+            .normalize()
+            .map_err(|e| e.to_string())?;
+        let mut fresh = false;
+        loop {
+            let d = self.discovered(fresh).await.map_err(|p| format!("{p:?}"))?;
+            let verifier = d
+                .client
+                .id_token_verifier()
+                .set_allowed_jose_types([typ.clone()]);
+            match token.claims(&verifier, |n: Option<&Nonce>| match n {
+                None => Ok(()),
+                Some(_) => Err("a logout token carries no nonce".to_string()),
+            }) {
+                Ok(claims) => {
+                    let extra = &claims.additional_claims().0;
+                    let event = extra
+                        .get("events")
+                        .and_then(Value::as_object)
+                        .is_some_and(|e| e.contains_key(BACKCHANNEL_EVENT));
+                    if !event {
+                        return Err("no back-channel logout event".into());
+                    }
+                    let text = |k: &str| extra.get(k).and_then(Value::as_str).map(str::to_string);
+                    return Ok(LogoutOf {
+                        sub: claims.subject().to_string(),
+                        sid: text("sid"),
+                        jti: text("jti"),
+                    });
+                }
+                Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) if !fresh => {
+                    fresh = true;
+                }
+                Err(e) => return Err(error_chain(&e)),
+            }
+        }
     }
 }
 

@@ -70,6 +70,13 @@ impl Config {
     pub fn post_logout_redirect_uri(&self) -> String {
         format!("{}/signed-out", self.public_url.trim_end_matches('/'))
     }
+    /// `{public_url}/backchannel-logout`: the back-channel logout URI to register at the hub.
+    pub fn backchannel_logout_uri(&self) -> String {
+        format!(
+            "{}/backchannel-logout",
+            self.public_url.trim_end_matches('/')
+        )
+    }
     fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
@@ -85,13 +92,13 @@ struct App {
 /// The gateway's routes. The hub is discovered on first use (and again when its keys change),
 /// so the gateway starts even while the hub is down.
 pub async fn app(config: Config) -> anyhow::Result<Router> {
-    url::Url::parse(&config.public_url).context("--public-url is not a URL")?;
+    let public_url = url::Url::parse(&config.public_url).context("--public-url is not a URL")?;
     url::Url::parse(&config.issuer).context("--issuer is not a URL")?;
     let hub = Hub::new(&config)?;
     let app = App {
         config: Arc::new(config),
         hub: Arc::new(hub),
-        sessions: Arc::new(session::Sessions::default()),
+        sessions: Arc::new(session::Sessions::new(&public_url)),
     };
     Ok(Router::new()
         .route("/", get(home))
@@ -100,6 +107,7 @@ pub async fn app(config: Config) -> anyhow::Result<Router> {
         .route("/refresh", post(refresh))
         .route("/logout", post(logout))
         .route("/signed-out", get(signed_out))
+        .route("/backchannel-logout", post(backchannel_logout))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(app))
@@ -191,7 +199,10 @@ fn lang_of(headers: &HeaderMap, asked: Option<&str>) -> (Lang, Option<HeaderValu
 
 async fn home(State(app): State<App>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     let (lang, lang_cookie) = lang_of(&headers, q.lang.as_deref());
-    let view = session::id_of(&headers).and_then(|id| app.sessions.view(&id));
+    let view = app
+        .sessions
+        .id_of(&headers)
+        .and_then(|id| app.sessions.view(&id));
     let body = match view {
         Some(v) if v.signed_in.is_some() => pages::account(lang, &v, app.config.show_tokens),
         other => pages::home(lang, other.and_then(|v| v.flash).as_deref()),
@@ -230,7 +241,7 @@ async fn login(
     let start = app.hub.begin(lang, prompt).await.map_err(fail)?;
     let (id, cookie) = app
         .sessions
-        .ensure(session::id_of(&headers), app.config.secure_cookies());
+        .ensure(app.sessions.id_of(&headers), app.config.secure_cookies());
     app.sessions.set_pending(
         &id,
         Pending {
@@ -263,7 +274,7 @@ async fn callback(
         lang,
         problem,
     };
-    let id = session::id_of(&headers);
+    let id = app.sessions.id_of(&headers);
     let pending = id.as_deref().and_then(|id| app.sessions.take_pending(id));
     let (Some(id), Some(pending)) = (id, pending) else {
         return Err(refuse(StatusCode::BAD_REQUEST, Problem::NoLoginInProgress));
@@ -317,7 +328,9 @@ async fn refresh(
         lang,
         problem,
     };
-    let id = session::id_of(&headers)
+    let id = app
+        .sessions
+        .id_of(&headers)
         .filter(|id| app.sessions.csrf_ok(id, &form.csrf))
         .ok_or_else(|| refuse(StatusCode::FORBIDDEN, Problem::NotSignedIn))?;
     let current: SignedIn = app
@@ -327,8 +340,7 @@ async fn refresh(
     match app.hub.refresh(&current).await {
         Ok(next) => {
             app.sessions.sign_in(&id, next);
-            app.sessions
-                .flash(&id, lang.pick("Đã làm mới token.", "Tokens refreshed."));
+            app.sessions.flash(&id, pages::FLASH_REFRESHED);
             Ok(see_other("/", vec![]))
         }
         Err(p) => Err(refuse(StatusCode::BAD_GATEWAY, p)),
@@ -343,7 +355,9 @@ async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     let (lang, _) = lang_of(&headers, None);
-    let id = session::id_of(&headers)
+    let id = app
+        .sessions
+        .id_of(&headers)
         .filter(|id| app.sessions.csrf_ok(id, &form.csrf))
         .ok_or(PageError {
             status: StatusCode::FORBIDDEN,
@@ -379,11 +393,53 @@ async fn signed_out(
     Query(q): Query<SignedOutQuery>,
 ) -> Response {
     let (lang, cookie) = lang_of(&headers, q.lang.as_deref());
-    let at_hub = match (session::id_of(&headers), q.state.as_deref()) {
+    let at_hub = match (app.sessions.id_of(&headers), q.state.as_deref()) {
         (Some(id), Some(state)) => app.sessions.logout_done(&id, state),
         _ => false,
     };
     html(StatusCode::OK, pages::signed_out(lang, at_hub), cookie)
+}
+
+#[derive(Deserialize)]
+struct LogoutTokenForm {
+    logout_token: String,
+}
+
+/// The hub's back-channel logout: a signed logout token ends the local sign-ins of that hub
+/// session. Answers 200, or 400 with a JSON error (OpenID Connect Back-Channel Logout 1.0).
+async fn backchannel_logout(State(app): State<App>, Form(form): Form<LogoutTokenForm>) -> Response {
+    let answer = |status: StatusCode, body: String| {
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    };
+    let bad = |why: String| {
+        tracing::warn!(%why, "back-channel logout refused");
+        answer(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({ "error": "invalid_request", "error_description": why }).to_string(),
+        )
+    };
+    match app.hub.verify_logout_token(&form.logout_token).await {
+        Ok(of) => {
+            match app
+                .sessions
+                .end_by_logout_token(&of.sub, of.sid.as_deref(), of.jti.as_deref())
+            {
+                Some(n) => {
+                    tracing::info!(sessions = n, "signed out by the hub (back-channel)");
+                    answer(StatusCode::OK, "{}".into())
+                }
+                None => bad("this logout token was used already".into()),
+            }
+        }
+        Err(why) => bad(why),
+    }
 }
 
 async fn not_found(headers: HeaderMap) -> Response {

@@ -37,6 +37,25 @@ impl Lang {
     }
 }
 
+/// Flash messages, by key (translated when shown).
+pub const FLASH_REFRESHED: &str = "refreshed";
+pub const FLASH_SIGNED_OUT_BY_HUB: &str = "signed-out-by-hub";
+
+fn flash_html(lang: Lang, key: &str) -> String {
+    let text = match key {
+        FLASH_REFRESHED => lang.pick("Đã làm mới token.", "Tokens refreshed."),
+        FLASH_SIGNED_OUT_BY_HUB => lang.pick(
+            "Bạn đã được đăng xuất vì phiên đăng nhập tại fedhub đã kết thúc.",
+            "You were signed out because your fedhub session ended.",
+        ),
+        _ => return String::new(),
+    };
+    format!(
+        r#"<p class="notice" role="status" id="flash">{}</p>"#,
+        esc(text)
+    )
+}
+
 /// HTML-escapes text for element content and quoted attributes.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -124,7 +143,7 @@ fn layout(lang: Lang, title: &str, body: &str) -> String {
 pub fn home(lang: Lang, flash: Option<&str>) -> String {
     let mut body = String::new();
     if let Some(f) = flash {
-        let _ = write!(body, r#"<p class="notice" role="status">{}</p>"#, esc(f));
+        body.push_str(&flash_html(lang, f));
     }
     let _ = write!(
         body,
@@ -286,7 +305,7 @@ pub fn account(lang: Lang, view: &View, show_tokens: bool) -> String {
     };
     let mut body = String::new();
     if let Some(f) = &view.flash {
-        let _ = write!(body, r#"<p class="notice" role="status">{}</p>"#, esc(f));
+        body.push_str(&flash_html(lang, f));
     }
     let name = s
         .id_claims

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 
 use crate::hub::HubIdToken;
 
-pub const COOKIE: &str = "gw_session";
 /// Sessions idle longer than this are forgotten.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// A login in progress lasts this long.
@@ -57,9 +56,13 @@ pub struct View {
     pub flash: Option<String>,
 }
 
-#[derive(Default)]
 pub struct Sessions {
+    /// The session cookie's name: `gw_session`, with the port when the gateway's URL has
+    /// one, since browsers share cookies between the ports of one host.
+    cookie_name: String,
     all: Mutex<HashMap<String, Session>>,
+    /// `jti`s of the logout tokens already used (the newest ones).
+    seen_logout_tokens: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// A random URL-safe value (256 bits).
@@ -79,11 +82,23 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-pub fn id_of(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE).filter(|v| !v.is_empty())
-}
-
 impl Sessions {
+    pub fn new(public_url: &url::Url) -> Sessions {
+        Sessions {
+            cookie_name: match public_url.port() {
+                Some(port) => format!("gw_session_{port}"),
+                None => "gw_session".into(),
+            },
+            all: Mutex::default(),
+            seen_logout_tokens: Mutex::default(),
+        }
+    }
+
+    /// The session id the browser sent.
+    pub fn id_of(&self, headers: &HeaderMap) -> Option<String> {
+        cookie(headers, &self.cookie_name).filter(|v| !v.is_empty())
+    }
+
     /// The session `id` if it exists, else a new one with the cookie that names it.
     pub fn ensure(&self, id: Option<String>, secure: bool) -> (String, Option<HeaderValue>) {
         let mut all = self.all.lock();
@@ -117,7 +132,8 @@ impl Sessions {
             },
         );
         let cookie = HeaderValue::from_str(&format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{}",
+            "{}={id}; Path=/; HttpOnly; SameSite=Lax{}",
+            self.cookie_name,
             if secure { "; Secure" } else { "" }
         ))
         .ok();
@@ -190,5 +206,45 @@ impl Sessions {
             signed_in: s.signed_in.clone(),
             flash: s.flash.take(),
         })
+    }
+
+    /// Ends the local sign-ins the hub's back-channel logout names: the hub session `sid`
+    /// (or, without one, every sign-in of `sub`). Returns how many ended; `None` when the
+    /// token's `jti` was used already.
+    pub fn end_by_logout_token(
+        &self,
+        sub: &str,
+        sid: Option<&str>,
+        jti: Option<&str>,
+    ) -> Option<usize> {
+        if let Some(jti) = jti {
+            let mut seen = self.seen_logout_tokens.lock();
+            if seen.iter().any(|j| j == jti) {
+                return None;
+            }
+            if seen.len() >= 1000 {
+                seen.pop_front();
+            }
+            seen.push_back(jti.to_string());
+        }
+        let claim = |s: &SignedIn, k: &str| {
+            s.id_claims
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let mut ended = 0;
+        for session in self.all.lock().values_mut() {
+            let hit = session.signed_in.as_ref().is_some_and(|s| {
+                claim(s, "sub").as_deref() == Some(sub)
+                    && sid.is_none_or(|sid| claim(s, "sid").as_deref() == Some(sid))
+            });
+            if hit {
+                session.signed_in = None;
+                session.flash = Some(crate::pages::FLASH_SIGNED_OUT_BY_HUB.into());
+                ended += 1;
+            }
+        }
+        Some(ended)
     }
 }
