@@ -560,6 +560,17 @@ async fn example_province_gateway_shows_refusals_and_bad_answers_as_pages() {
         failed.body
     );
 
+    // A form post without its token, or without a body at all, is a page, not a bare 4xx.
+    let empty = b.post(format!("{a_url}/logout")).send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::FORBIDDEN);
+    assert!(empty.text().await.unwrap().contains("Chưa đăng nhập"));
+    let no_token = Client::new()
+        .post(format!("{a_url}/backchannel-logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::BAD_REQUEST);
+
     // An unknown page is a page too.
     let missing = open(&b, &format!("{a_url}/khong-co")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -320,9 +321,13 @@ struct CsrfForm {
 async fn refresh(
     State(app): State<App>,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, PageError> {
     let (lang, _) = lang_of(&headers, None);
+    // A form without its token is refused like one with a wrong token.
+    let form = form.map(|Form(f)| f).unwrap_or(CsrfForm {
+        csrf: String::new(),
+    });
     let refuse = |status, problem| PageError {
         status,
         lang,
@@ -352,9 +357,13 @@ async fn refresh(
 async fn logout(
     State(app): State<App>,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, PageError> {
     let (lang, _) = lang_of(&headers, None);
+    // A form without its token is refused like one with a wrong token.
+    let form = form.map(|Form(f)| f).unwrap_or(CsrfForm {
+        csrf: String::new(),
+    });
     let id = app
         .sessions
         .id_of(&headers)
@@ -407,7 +416,10 @@ struct LogoutTokenForm {
 
 /// The hub's back-channel logout: a signed logout token ends the local sign-ins of that hub
 /// session. Answers 200, or 400 with a JSON error (OpenID Connect Back-Channel Logout 1.0).
-async fn backchannel_logout(State(app): State<App>, Form(form): Form<LogoutTokenForm>) -> Response {
+async fn backchannel_logout(
+    State(app): State<App>,
+    form: Result<Form<LogoutTokenForm>, FormRejection>,
+) -> Response {
     let answer = |status: StatusCode, body: String| {
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
@@ -424,6 +436,9 @@ async fn backchannel_logout(State(app): State<App>, Form(form): Form<LogoutToken
             StatusCode::BAD_REQUEST,
             serde_json::json!({ "error": "invalid_request", "error_description": why }).to_string(),
         )
+    };
+    let Ok(Form(form)) = form else {
+        return bad("a logout_token form field is required".into());
     };
     match app.hub.verify_logout_token(&form.logout_token).await {
         Ok(of) => {
