@@ -11,6 +11,7 @@ mod console_browser;
 mod conversion;
 mod conversion_console;
 mod example_ministry_portal;
+mod example_province_gateway;
 mod http;
 mod interop;
 mod legacy;
