@@ -1,5 +1,8 @@
 //! `fedhub demo`: the hub on 127.0.0.1 with a fresh SQLite database, the shipped agency
-//! list, demo agencies and accounts, and an admin API token, then a short guided tour.
+//! list, demo agencies and accounts, an admin API token, the SIM-PKI simulator and the two
+//! example portals (`portals`), then a short guided tour.
+
+pub mod portals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +56,11 @@ const DEMO_AGENCIES: &[(&str, &str, &str)] = &[
         "Ho Chi Minh City Department of Finance",
     ),
 ];
+
+/// The demo citizens the tour names.
+pub const CITIZEN_AN: &str = "001204012345";
+pub const CITIZEN_BINH: &str = "022195000123";
+pub const CITIZEN_CUONG: &str = "079088004567";
 
 /// Demo accounts: `kind, name, national id / tax code / agency code, phone, email`.
 const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
@@ -118,11 +126,24 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
     init_logging(&config);
 
     let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
-    // Take the port first: a used port stops the demo before it touches anything.
+    // Take the ports first: a used port stops the demo before it touches anything.
     let listener = runtime.block_on(web::bind(args.listen))?;
+    let binaries = portals::binaries();
+    let reserved = match (&binaries, args.seed_only) {
+        (Some(_), false) => {
+            let next = |n: u16| {
+                let port = args.listen.port().checked_add(n).ok_or_else(|| {
+                    Error::invalid("--listen", "leave two ports above it for the portals")
+                })?;
+                Ok::<_, Error>(SocketAddr::new(args.listen.ip(), port))
+            };
+            Some(portals::Reserved::take(next(1)?, next(2)?)?)
+        }
+        _ => None,
+    };
     let demo = prepare(&args.data_dir, config)?;
-    print_tour(&demo.config, &demo.api_token);
     if args.seed_only {
+        print_tour(&demo.config, &demo.api_token, None);
         return Ok(());
     }
     // The mobile-signature provider, simulated on a free loopback port.
@@ -135,6 +156,27 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
     );
     let sim = seed_simpki(&demo, &sim_url)?;
     runtime.spawn(crate::simpki_simulator::serve(sim_listener, sim));
+    let running = match (binaries, reserved) {
+        (Some(binaries), Some(reserved)) => {
+            let vault = demo
+                .config
+                .at_rest_key()?
+                .ok_or_else(|| Error::internal("demo at-rest key missing"))?;
+            // The portals run as Tokio child processes, killed when the demo ends.
+            let _runtime = runtime.enter();
+            Some(portals::start(
+                &demo.store,
+                &vault,
+                &demo.config.base_url(),
+                &args.data_dir,
+                reserved,
+                binaries,
+                SystemClock.now(),
+            )?)
+        }
+        _ => None,
+    };
+    print_tour(&demo.config, &demo.api_token, running.as_ref());
     println!(
         "SIM-PKI simulator: {sim_url}. Choose \"{SIMPKI_NAME}\" and type a demo phone number\n\
          (0912345678, 0987654321, 0905123456); the phone confirms after 3 seconds.\n"
@@ -142,6 +184,7 @@ pub fn run(args: DemoArgs, env: &[(String, String)]) -> std::result::Result<(), 
     let state = web::AppState::new(demo.config, demo.store, Arc::new(SystemClock))?;
     let grace = state.config.server.shutdown_grace;
     runtime.block_on(web::serve(listener, state, web::shutdown_signal(), grace))?;
+    drop(running);
     Ok(())
 }
 
@@ -292,6 +335,16 @@ fn seed_directory(conn: &mut Db, now: i64) -> Result<()> {
         }
         accounts::add(conn, &input.validate()?, now)?;
     }
+    // The province admin of the tour: staff of Quảng Ninh's People's Committee office.
+    let admin = accounts::AccountInput {
+        kind: "agency".into(),
+        display_name: portals::ADMIN_NAME.into(),
+        agency_code: Some("000.00.00.H49".into()),
+        national_id: Some(portals::ADMIN_NATIONAL_ID.into()),
+        email: Some("hoa.pt@quangninh.example.gov.vn".into()),
+        ..Default::default()
+    };
+    accounts::add(conn, &admin.validate()?, now)?;
     seed_dev_connector(conn, now)
 }
 
@@ -306,6 +359,10 @@ fn seed_dev_connector(conn: &mut Db, now: i64) -> Result<()> {
             national_id: (*id).into(),
             name: (*name).into(),
         })
+        .chain(std::iter::once(fedhub_connectors::dev::DevPerson {
+            national_id: portals::ADMIN_NATIONAL_ID.into(),
+            name: portals::ADMIN_NAME.into(),
+        }))
         .collect();
     let config = serde_json::to_string(&fedhub_connectors::dev::DevConfig { people })
         .map_err(Error::internal)?;
@@ -323,25 +380,44 @@ fn seed_dev_connector(conn: &mut Db, now: i64) -> Result<()> {
     Ok(())
 }
 
-fn print_tour(config: &Config, api_token: &str) {
+fn print_tour(config: &Config, api_token: &str, portals: Option<&portals::Portals>) {
     let base = config.base_url();
+    let db = config.database.url.trim_start_matches("sqlite://");
+    println!("\nfedhub demo at {base}  (English: {base}/?lang=en)\n");
+    match portals {
+        Some(p) => println!(
+            "A short tour (sign in with \"Tài khoản trình diễn\", the demo accounts):\n\
+             \n  1. Ministry portal (SAML):   {ministry}\
+             \n     \"Đăng nhập\" → the hub → pick Nguyễn Văn An. The portal shows his unit\
+             \n     (Cục Thuế, 000.00.18.G12) and role. Trần Thị Bình is refused there: her\
+             \n     membership is not activated yet.\
+             \n  2. Provincial gateway (OIDC): {gateway}\
+             \n     \"Đăng nhập\": no second sign-in (single sign-on). It shows the ID token's claims\
+             \n     and userinfo; try \"Làm mới\" (refresh).\
+             \n  3. Sign out everywhere:      {base}/saml/logout\
+             \n     Both portals are signed out too.\
+             \n  4. Admin console:            {base}/admin\
+             \n     Sign in as {admin} (top admin of the gateway for Quảng Ninh), open\
+             \n     \"Quản lý người dùng\" and activate Lê Minh Cường. Trần Thị Bình, in Hồ Chí Minh\
+             \n     City, is outside the admin's province: acting on her is refused.\n",
+            ministry = p.ministry_url,
+            gateway = p.gateway_url,
+            admin = portals::ADMIN_NAME,
+        ),
+        None => println!(
+            "The example portals are not running (build them with scripts/demo, or\
+             \n`cargo build -p fedhub-example-ministry-portal -p fedhub-example-province-gateway`).\
+             \nRegister your own: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49\
+             \nor fedhub rp add-oidc --owner 000.00.00.H49 --redirect-uri http://127.0.0.1:9000/cb\
+             \n(with FEDHUB_DATABASE_URL=sqlite://{db}).\n"
+        ),
+    }
     println!(
-        "\nfedhub demo at {base}\n\
-         \n  Home page (Vietnamese):   {base}/\n  Home page (English):      {base}/?lang=en\
-         \n  Themed error page:        {base}/khong-ton-tai\n  Health / readiness:       {base}/healthz  {base}/readyz\
-         \n  Metrics (Prometheus):     {base}/metrics\n\
-         \nThe directory holds the shipped ministries and 34 provinces, demo units of Quảng Ninh,\
-         \nand demo accounts. Try the admin API with the demo token:\n\
-         \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/accounts?q=nguyen'\
-         \n  curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/agencies?parent=000.00.00.H49'\n\
-         \nSAML IdP metadata for ministry portals: {base}/saml/metadata\
-         \nRegister a portal: fedhub rp add-saml --metadata SP.xml --owner 000.00.00.H49 --without-membership\
-         \n(with FEDHUB_DATABASE_URL=sqlite://{db}); its people then sign in with the demo accounts.\
-         \nOpenID Provider for gateways: {base}/.well-known/openid-configuration\
-         \nRegister a gateway: fedhub rp add-oidc --owner 000.00.00.H49 --redirect-uri http://127.0.0.1:9000/cb --without-membership\
-         \n(same FEDHUB_DATABASE_URL); it prints the client secret once. The example portals arrive with a next release.\
-         \nStop with Ctrl-C. Data lives in {}.\n",
-        config.database.url.trim_start_matches("sqlite://"),
-        db = config.database.url.trim_start_matches("sqlite://")
+        "More:\
+         \n  SAML IdP metadata:          {base}/saml/metadata\
+         \n  OpenID Provider:            {base}/.well-known/openid-configuration\
+         \n  Health / metrics:           {base}/healthz  {base}/metrics\
+         \n  Admin API (demo token):     curl -H 'Authorization: Bearer {api_token}' '{base}/admin/api/v1/accounts?q=nguyen'\
+         \n\nStop with Ctrl-C. Data lives in {db}.\n"
     );
 }
