@@ -1,6 +1,6 @@
 //! The attributes the hub releases, with their SAML names. Standard directory OIDs where one
 //! exists (eduPerson/inetOrgPerson usage), the hub's own URN otherwise. Documented in
-//! docs/saml-attributes.md; changing a name breaks every SP that maps it.
+//! docs/attributes.md; changing a name breaks every SP that maps it.
 
 /// `(internal name, SAML Name (URI), FriendlyName)`.
 pub const ATTRIBUTES: &[(&str, &str, &str)] = &[
