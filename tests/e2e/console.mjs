@@ -35,16 +35,20 @@
 // Chromium is used (apt-get install -y chromium; scripts/ensure-deps does it).
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-const STEP_TIMEOUT_MS = 15_000;
-
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
+import {
+  Failure,
+  STEP_TIMEOUT_MS,
+  clickTo,
+  fail,
+  hasText,
+  launchChromium,
+  literal,
+  loadPlaywright,
+  notThere,
+  see,
+} from './lib.mjs';
 
 function parseArgs() {
   const raw = process.argv[2];
@@ -63,79 +67,6 @@ function parseArgs() {
   cfg.base_url = cfg.base_url.replace(/\/+$/, '');
   cfg.chromium = cfg.chromium || process.env.FEDHUB_CHROMIUM || '/usr/bin/chromium';
   return cfg;
-}
-
-/** playwright-core (a CommonJS package), found through NODE_PATH. */
-function loadPlaywright() {
-  const require = createRequire(import.meta.url);
-  try {
-    require.resolve('playwright-core');
-  } catch {
-    fail(
-      'cannot find the npm package playwright-core: run tests/e2e/setup-node and set ' +
-        'NODE_PATH to <the directory it prints>/node_modules',
-    );
-  }
-  return require('playwright-core');
-}
-
-/** Regular expression matching `s` literally. */
-function literal(s) {
-  return new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-}
-
-/** Waits until `locator` is visible; fails naming `what`. */
-async function see(locator, what) {
-  try {
-    await locator.first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-  } catch {
-    fail(`not shown: ${what}`);
-  }
-  return locator;
-}
-
-/** Fails if `locator` matches anything. */
-async function notThere(locator, what) {
-  const n = await locator.count();
-  if (n > 0) fail(`shown but should not be: ${what} (${n} match${n > 1 ? 'es' : ''})`);
-}
-
-/** Waits until the text of (the first match of) `locator` contains every one of `parts`. */
-async function hasText(locator, parts, what) {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  let text = '';
-  for (;;) {
-    // textContent, not innerText: CSS may show a text in capitals.
-    text = ((await locator.first().textContent().catch(() => '')) || '').replace(/\s+/g, ' ');
-    if (parts.every((p) => text.includes(p))) return text;
-    if (Date.now() > deadline) {
-      const missing = parts.filter((p) => !text.includes(p));
-      fail(`${what}: missing ${JSON.stringify(missing)} in ${JSON.stringify(text.slice(0, 600))}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Clicks and waits for the page the click leads to (a link, or a form and its redirect). */
-async function clickTo(page, locator, urlPattern, what) {
-  await see(locator, what);
-  const loaded = page.waitForEvent('load', { timeout: STEP_TIMEOUT_MS }).then(
-    () => true,
-    () => false,
-  );
-  await locator.first().click();
-  const arrived = await loaded;
-  if (!arrived || !urlPattern.test(page.url())) {
-    const heading = await page
-      .getByRole('heading', { level: 1 })
-      .first()
-      .textContent({ timeout: 1000 })
-      .catch(() => null);
-    fail(
-      `${what}: ${arrived ? 'arrived at' : 'no new page loaded; still at'} ${page.url()}` +
-        `${heading ? ` showing "${heading.trim()}"` : ''}, not at ${urlPattern}`,
-    );
-  }
 }
 
 async function main() {
@@ -170,24 +101,7 @@ async function main() {
   };
 
   try {
-    browser = await chromium.launch({
-      executablePath: cfg.chromium,
-      headless: true,
-      // Playwright gives the browser a fresh, empty --user-data-dir of its own and
-      // removes it on close. Without the background-networking flags Chromium keeps
-      // trying to reach Google's hosts, which a closed network refuses.
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: 60_000,
-    });
+    browser = await launchChromium(chromium, cfg.chromium);
     const context = await browser.newContext({
       locale: 'vi-VN',
       viewport: { width: 1280, height: 900 },

@@ -2,7 +2,7 @@
 //! (Debian's, driven by playwright-core from `tests/e2e/console.mjs`) signing in through the
 //! hub and walking the seed's workflow — search, add, activate, change unit, assign role —
 //! then a refused out-of-scope action. Screenshots of every step are kept under
-//! `$CARGO_TARGET_DIR/e2e-screenshots/` (else `target/e2e-screenshots/`) for CI.
+//! `$CARGO_TARGET_DIR/e2e-screenshots/console/` (else `target/…`) for CI.
 //!
 //! This test never skips: without Chromium it fails with the command that installs it
 //! (`scripts/ensure-deps` does, as root).
@@ -42,15 +42,16 @@ const ROLE: &str = "Admin của Tỉnh/thành phố";
 const FINANCE: (&str, &str) = ("000.00.01.H49", "Sở Tài chính tỉnh Quảng Ninh");
 const BUDGET: (&str, &str) = ("000.01.01.H49", "Phòng Quản lý ngân sách");
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
 }
 
-/// Where the screenshots go: the cargo target directory CI keeps.
-fn screenshot_dir() -> PathBuf {
+/// Where a browser test's screenshots go: `e2e-screenshots/<test>` in the cargo target
+/// directory CI keeps.
+pub(crate) fn screenshot_dir(test: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
@@ -59,11 +60,11 @@ fn screenshot_dir() -> PathBuf {
     } else {
         repo_root().join(target)
     };
-    target.join("e2e-screenshots")
+    target.join("e2e-screenshots").join(test)
 }
 
 /// `tests/e2e/setup-node`: playwright-core from the lockfile, and Chromium checked.
-fn node_modules() -> PathBuf {
+pub(crate) fn node_modules() -> PathBuf {
     let script = repo_root().join("tests/e2e/setup-node");
     let out = Command::new(&script)
         .output()
@@ -226,14 +227,18 @@ fn seed(store: &TestStore) -> Seeded {
     }
 }
 
-/// Runs `node tests/e2e/console.mjs <json>` with a deadline; its output goes to files so
-/// that a chatty browser cannot block on a full pipe.
-fn run_browser(modules: &Path, data: &serde_json::Value) -> (bool, String, Duration) {
+/// Runs `node tests/e2e/<script> <json>` with a deadline; its output goes to files so that a
+/// chatty browser cannot block on a full pipe.
+pub(crate) fn run_browser(
+    script: &str,
+    modules: &Path,
+    data: &serde_json::Value,
+) -> (bool, String, Duration) {
     let logs = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
     let started = Instant::now();
     let mut child = Command::new("node")
-        .arg(repo_root().join("tests/e2e/console.mjs"))
+        .arg(repo_root().join("tests/e2e").join(script))
         .arg(data.to_string())
         .env("NODE_PATH", modules)
         .stdin(Stdio::null())
@@ -300,7 +305,7 @@ async fn the_seed_workflow_in_headless_chromium() {
         Duration::from_secs(2),
     ));
 
-    let shots = screenshot_dir();
+    let shots = screenshot_dir("console");
     // This run's screenshots only (a concurrent run may have removed the folder already).
     let _ = std::fs::remove_dir_all(&shots);
     let data = serde_json::json!({
@@ -315,9 +320,10 @@ async fn the_seed_workflow_in_headless_chromium() {
         "role": ROLE,
         "outside": { "id": OUTSIDE_MEMBER, "name": OUTSIDE_NAME },
     });
-    let (ok, output, elapsed) = tokio::task::spawn_blocking(move || run_browser(&modules, &data))
-        .await
-        .unwrap();
+    let (ok, output, elapsed) =
+        tokio::task::spawn_blocking(move || run_browser("console.mjs", &modules, &data))
+            .await
+            .unwrap();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await

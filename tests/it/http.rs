@@ -182,6 +182,32 @@ async fn security_headers_on_every_answer() {
     }
 }
 
+/// Forms on the hub's pages post to the hub only, except where the hub's answer to the form is
+/// a redirect to another site (sign-in: the upstream IdP or the portal's callback; sign-out:
+/// the portals' logout endpoints). Browsers apply `form-action` to those redirects too, so
+/// those pages go without it (the tour in headless Chromium signs out through them).
+#[tokio::test]
+async fn forms_post_to_the_hub_only_except_where_they_lead_away() {
+    let store = support::sqlite();
+    let (app, _) = app(&store);
+    for path in ["/", "/admin", "/nope", "/claim/x"] {
+        let r = send(app.clone(), get_req(path)).await;
+        assert!(
+            r.header("content-security-policy")
+                .contains("form-action 'self'"),
+            "{path}: {}",
+            r.header("content-security-policy")
+        );
+    }
+    for path in ["/saml/logout", "/login/unknown-handle", "/oidc/logout"] {
+        let r = send(app.clone(), get_req(path)).await;
+        let csp = r.header("content-security-policy");
+        assert!(!csp.contains("form-action"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+}
+
 #[tokio::test]
 async fn request_ids_are_ours_not_the_clients() {
     let store = support::sqlite();

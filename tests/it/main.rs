@@ -27,6 +27,7 @@ mod sp;
 mod sso;
 mod store;
 mod support;
+mod tour_browser;
 mod upstream_certificate;
 mod upstream_interop;
 mod upstream_oidc;

@@ -28,10 +28,17 @@ fn key() -> PKey<Private> {
     PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
 }
 
-struct Ca {
+pub(crate) struct Ca {
     key: PKey<Private>,
     cert: X509,
     crl_url: String,
+}
+
+impl Ca {
+    /// The root, as an operator registers it (`--ca FILE.pem`).
+    pub(crate) fn cert_pem(&self) -> String {
+        String::from_utf8(self.cert.to_pem().unwrap()).unwrap()
+    }
 }
 
 fn name(cn: &str, uid: Option<&str>) -> openssl::x509::X509Name {
@@ -46,7 +53,7 @@ fn name(cn: &str, uid: Option<&str>) -> openssl::x509::X509Name {
     n.build()
 }
 
-fn ca(crl_url: &str) -> Ca {
+pub(crate) fn ca(crl_url: &str) -> Ca {
     let key = key();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
@@ -80,7 +87,7 @@ fn ca(crl_url: &str) -> Ca {
 }
 
 /// A leaf for signing in; returns (key PEM, chain PEM).
-fn leaf(ca: &Ca, serial: u32, uid: &str, not_after: i64) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn leaf(ca: &Ca, serial: u32, uid: &str, not_after: i64) -> (Vec<u8>, Vec<u8>) {
     let key = key();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
@@ -123,7 +130,7 @@ fn leaf(ca: &Ca, serial: u32, uid: &str, not_after: i64) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// A CRL of `ca` listing `revoked` serials, PEM.
-fn crl(ca: &Ca, revoked: &[u32]) -> Vec<u8> {
+pub(crate) fn crl(ca: &Ca, revoked: &[u32]) -> Vec<u8> {
     // Built with the openssl command line: the crate has no CRL builder.
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f);
@@ -167,7 +174,7 @@ fn crl(ca: &Ca, revoked: &[u32]) -> Vec<u8> {
 }
 
 /// Serves the CRL currently in `body` at `/root.crl`; returns its URL.
-async fn crl_server(body: Arc<Mutex<Option<Vec<u8>>>>) -> String {
+pub(crate) async fn crl_server(body: Arc<Mutex<Option<Vec<u8>>>>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/root.crl", listener.local_addr().unwrap());
     let app = Router::new().route(

@@ -161,19 +161,39 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(extra)
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.server.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.server.request_timeout,
+        ))
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
         .layer(middleware::from_fn_with_state(state.clone(), remember_lang))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        // Inside the default below, so that the sign-in and sign-out pages get theirs first.
+        .layer(middleware::from_fn(sign_in_and_out_csp))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+            HeaderValue::from_static(CSP),
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     if https {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
@@ -187,6 +207,38 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     )
     .layer(middleware::from_fn(assign_request_id))
     .with_state(state)
+}
+
+/// The pages' Content-Security-Policy: no scripts, styles and images from the hub only, forms
+/// posted to the hub only, never framed.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The same for the sign-in and sign-out pages, without `form-action`: their forms post to the
+/// hub, whose answer is a redirect to another site (the national IdP, a portal's callback, a
+/// portal's logout endpoint), and browsers apply `form-action` to every redirect after a form
+/// is sent (Chromium refuses the redirect and the person is stuck on the page).
+const CSP_REDIRECTING_FORMS: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+
+/// Paths whose forms lead away from the hub.
+fn forms_lead_away(path: &str) -> bool {
+    path.starts_with("/login/")
+        || path.starts_with("/connectors/")
+        || matches!(
+            path,
+            "/saml/logout" | "/saml/slo" | "/oidc/logout" | "/oidc/authorize"
+        )
+}
+
+async fn sign_in_and_out_csp(req: Request, next: Next) -> Response {
+    let relaxed = forms_lead_away(req.uri().path());
+    let mut res = next.run(req).await;
+    if relaxed && !res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        res.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP_REDIRECTING_FORMS),
+        );
+    }
+    res
 }
 
 /// What a page needs to know about the request it answers.
