@@ -13,7 +13,24 @@ pub const NOW: i64 = 1_795_737_600;
 /// A store and whatever must live as long as it.
 pub struct TestStore {
     pub store: Store,
+    /// The database URL, for more nodes on the same database.
+    pub url: String,
     _guard: Guard,
+}
+
+impl TestStore {
+    /// Another node's pool on the same database (its own connections, nothing shared in
+    /// memory), as a second `fedhub serve` would open.
+    pub fn another_node(&self) -> Store {
+        Store::connect(
+            &self.url,
+            &StoreOptions {
+                pool_size: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
 }
 
 enum Guard {
@@ -46,6 +63,7 @@ pub fn sqlite_unmigrated() -> TestStore {
     let store = Store::connect(&url, &StoreOptions::default()).unwrap();
     TestStore {
         store,
+        url,
         _guard: Guard::Dir(dir),
     }
 }
@@ -89,6 +107,7 @@ pub fn postgres() -> TestStore {
     store.migrate().unwrap();
     TestStore {
         store,
+        url,
         _guard: Guard::Schema { url: base, schema },
     }
 }
