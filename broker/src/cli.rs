@@ -1371,7 +1371,10 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
         let federation = config.federation_certs().map_err(|e| Error::invalid(e.key, e.problem))?;
-        tokio::spawn(crate::rp::refresh::forever(store.clone(), federation, Arc::new(SystemClock)));
+        // This node's name in the job leases: background jobs run on one node at a time.
+        let node = crate::store::new_id();
+        tokio::spawn(crate::rp::refresh::forever(store.clone(), federation, Arc::new(SystemClock), node.clone()));
+        tokio::spawn(crate::jobs::housekeeping_forever(store.clone(), Arc::new(SystemClock), node));
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
         tokio::spawn(crate::conversion::webhook::forever(state.clone()));
         web::serve(listener, state, web::shutdown_signal(), grace).await

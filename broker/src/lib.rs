@@ -14,6 +14,7 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod fetch;
+pub mod jobs;
 pub mod keys;
 pub mod login;
 pub mod oidc;

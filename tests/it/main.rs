@@ -14,6 +14,7 @@ mod example_ministry_portal;
 mod example_province_gateway;
 mod http;
 mod interop;
+mod jobs;
 mod legacy;
 mod member_list;
 mod nodes;

@@ -82,16 +82,39 @@ pub async fn run_under(
     Ok(outcomes)
 }
 
-/// The background loop of `serve`.
+/// The background loop of `serve`: each round on whichever node gets the job's lease.
 pub async fn forever(
     store: Store,
     federation: Vec<samael::crypto::CertificateDer>,
     clock: crate::clock::SharedClock,
+    node: String,
 ) {
     let mut tick = tokio::time::interval(INTERVAL);
+    let ttl = i64::try_from(INTERVAL.as_secs()).unwrap_or(300);
     loop {
         tick.tick().await;
-        if let Err(e) = run_under(&store, federation.clone(), clock.now(), false).await {
+        let now = clock.now();
+        let lease_node = node.clone();
+        let ours = store
+            .write_async(move |c| {
+                crate::jobs::take_lease(
+                    c,
+                    crate::jobs::SAML_METADATA_REFRESH,
+                    &lease_node,
+                    now,
+                    ttl,
+                )
+            })
+            .await;
+        match ours {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata refresh: cannot take the lease");
+                continue;
+            }
+        }
+        if let Err(e) = run_under(&store, federation.clone(), now, false).await {
             tracing::warn!(error = %e, "metadata refresh round failed");
         }
     }

@@ -220,6 +220,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_leases (name) {
+        name -> Text,
+        holder -> Text,
+        until -> BigInt,
+        last_run_at -> Nullable<BigInt>,
+        runs -> BigInt,
+    }
+}
+
+diesel::table! {
     sso_session_rps (sso_session_id, rp_id) {
         sso_session_id -> Text,
         rp_id -> Text,

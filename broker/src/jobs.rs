@@ -1,0 +1,138 @@
+//! Background jobs of `fedhub serve`, run on one node at a time however many nodes share the
+//! database: each round, a node asks for the job's lease; the node that gets it runs the job,
+//! the others skip the round. The lease is a row in `job_leases` taken with one conditional
+//! UPDATE, the same SQL on SQLite and PostgreSQL.
+//!
+//! `housekeeping` removes what has expired and can no longer be used: login attempts,
+//! authorization codes (kept while a token they issued lives, so that a replayed code still
+//! revokes it), tokens, pushed authorization requests, the SAML replay cache, and single
+//! sign-on sessions a day after they ended.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::store::schema::{
+    auth_sessions as auth, job_leases as jl, oidc_codes as codes, oidc_par as par,
+    oidc_tokens as tokens, saml_replay as replay, sso_sessions as sso,
+};
+use crate::store::{Db, Store};
+
+/// The job that removes expired rows.
+pub const HOUSEKEEPING: &str = "housekeeping";
+/// The refresh of SP metadata registered by URL (`rp::refresh`).
+pub const SAML_METADATA_REFRESH: &str = "saml_metadata_refresh";
+/// How often a node asks for the housekeeping lease (and how long the lease lasts).
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(300);
+/// How long an ended or expired single sign-on session is kept (for logout and support).
+pub const SSO_KEPT_FOR: i64 = 86_400;
+
+/// Takes `job`'s lease for `node` until `now + ttl` if no other node holds it now; returns
+/// whether this node has it. A node that holds it may take it again. Every job has its row
+/// from the migration that introduced it: an unknown job is never taken.
+pub fn take_lease(conn: &mut Db, job: &str, node: &str, now: i64, ttl: i64) -> Result<bool> {
+    let taken = diesel::update(
+        jl::table
+            .filter(jl::name.eq(job))
+            .filter(jl::until.le(now).or(jl::holder.eq(node))),
+    )
+    .set((
+        jl::holder.eq(node),
+        jl::until.eq(now + ttl),
+        jl::last_run_at.eq(Some(now)),
+        jl::runs.eq(jl::runs + 1),
+    ))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
+/// Runs `job` on this node if it gets the lease: `Ok(None)` when another node holds it.
+/// The lease is taken in its own transaction, so a job that fails is not retried by another
+/// node before the lease runs out.
+pub fn with_lease<T>(
+    store: &Store,
+    job: &str,
+    node: &str,
+    now: i64,
+    ttl: Duration,
+    run: impl FnOnce(&Store) -> Result<T>,
+) -> Result<Option<T>> {
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    if !store.write(|c| take_lease(c, job, node, now, ttl))? {
+        return Ok(None);
+    }
+    run(store).map(Some)
+}
+
+/// What a housekeeping round removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub auth_sessions: usize,
+    pub codes: usize,
+    pub tokens: usize,
+    pub pushed_requests: usize,
+    pub replay_entries: usize,
+    pub sso_sessions: usize,
+}
+
+/// Removes what expired before `now`. An expired code stays while a token it issued lives:
+/// a code replayed then must still find the code and revoke its tokens.
+pub fn purge_expired(conn: &mut Db, now: i64) -> Result<Purged> {
+    let tokens = diesel::delete(tokens::table.filter(tokens::expires_at.le(now))).execute(conn)?;
+    let issued_by_codes = tokens::table
+        .filter(tokens::code_hash.is_not_null())
+        .select(tokens::code_hash.assume_not_null());
+    let codes = diesel::delete(
+        codes::table
+            .filter(codes::expires_at.le(now))
+            .filter(codes::code_hash.ne_all(issued_by_codes)),
+    )
+    .execute(conn)?;
+    Ok(Purged {
+        auth_sessions: diesel::delete(auth::table.filter(auth::expires_at.le(now)))
+            .execute(conn)?,
+        codes,
+        tokens,
+        pushed_requests: diesel::delete(par::table.filter(par::expires_at.le(now)))
+            .execute(conn)?,
+        replay_entries: diesel::delete(replay::table.filter(replay::expires_at.le(now)))
+            .execute(conn)?,
+        // Their relying parties (`sso_session_rps`) go with them (ON DELETE CASCADE).
+        sso_sessions: diesel::delete(
+            sso::table.filter(
+                sso::expires_at
+                    .le(now - SSO_KEPT_FOR)
+                    .or(sso::ended_at.le(now - SSO_KEPT_FOR)),
+            ),
+        )
+        .execute(conn)?,
+    })
+}
+
+/// The housekeeping loop of `serve`: every interval, on whichever node gets the lease.
+pub async fn housekeeping_forever(store: Store, clock: crate::clock::SharedClock, node: String) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    loop {
+        tick.tick().await;
+        let (store, node, now) = (store.clone(), node.clone(), clock.now());
+        let round = tokio::task::spawn_blocking(move || {
+            with_lease(
+                &store,
+                HOUSEKEEPING,
+                &node,
+                now,
+                HOUSEKEEPING_INTERVAL,
+                |s| s.write(|c| purge_expired(c, now)),
+            )
+        })
+        .await;
+        match round {
+            Ok(Ok(Some(purged))) => tracing::info!(?purged, "housekeeping: expired rows removed"),
+            Ok(Ok(None)) => tracing::debug!("housekeeping: another node has this round"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping round failed"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping round stopped"),
+        }
+    }
+}
