@@ -11,17 +11,6 @@ use fedhub::store::schema;
 
 use crate::support::{TestStore, NOW};
 
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(&crate::support::sqlite()); } )*
-        }
-        mod postgres {
-            $( #[test] fn $case() { super::$case(&crate::support::postgres()); } )*
-        }
-    };
-}
-
 on_both_engines!(
     a_lease_goes_to_one_node_until_it_runs_out,
     eight_nodes_at_once_run_a_round_once,

@@ -4,6 +4,19 @@
 // A test binary: a failing unwrap is a failing test, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// Each named case as a test on SQLite (`<module>::sqlite::<case>`) and on PostgreSQL
+/// (`<module>::postgres::<case>`); a case is a `fn(&TestStore)` of the calling module.
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(&crate::support::sqlite()); } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { super::$case(&crate::support::postgres()); } )*
+        }
+    };
+}
+
 mod admin_api;
 mod cli;
 mod console;

@@ -11,17 +11,6 @@ use fedhub_identifiers::AgencyCode;
 
 use crate::support::{vault, NOW};
 
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(&crate::support::sqlite()); } )*
-        }
-        mod postgres {
-            $( #[test] fn $case() { super::$case(&crate::support::postgres()); } )*
-        }
-    };
-}
-
 on_both_engines!(
     an_admin_sees_their_subtrees_in_name_order,
     the_search_box_finds_names_and_identifiers_within_scope,

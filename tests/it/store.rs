@@ -10,18 +10,7 @@ use fedhub_identifiers::AgencyCode;
 
 use crate::support::NOW;
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(&crate::support::sqlite()); } )*
-        }
-        mod postgres {
-            $( #[test] fn $case() { super::$case(&crate::support::postgres()); } )*
-        }
-    };
-}
-
-conformance!(
+on_both_engines!(
     migrations_are_idempotent,
     agency_needs_its_parent,
     agency_duplicate_is_a_conflict,
