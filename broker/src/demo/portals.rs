@@ -276,3 +276,25 @@ fn seed_people(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_used_portal_port_stops_the_demo_naming_it() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy_addr = busy.local_addr().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free_addr = free.local_addr().unwrap();
+        drop(free);
+        let err = match Reserved::take(free_addr, busy_addr) {
+            Ok(_) => panic!("a used port was taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(&busy_addr.to_string()), "{err}");
+        assert!(err.contains("provincial gateway"), "{err}");
+        // Nothing is held after the refusal: the free port is free again.
+        std::net::TcpListener::bind(free_addr).unwrap();
+    }
+}
