@@ -54,12 +54,17 @@ fn name(cn: &str, uid: Option<&str>) -> openssl::x509::X509Name {
 }
 
 pub(crate) fn ca(crl_url: &str) -> Ca {
+    ca_named(crl_url, "Test Root CA G2")
+}
+
+/// A root CA whose common name is `cn`.
+fn ca_named(crl_url: &str, cn: &str) -> Ca {
     let key = key();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
     b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(1).unwrap()).unwrap())
         .unwrap();
-    let n = name("Test Root CA G2", None);
+    let n = name(cn, None);
     b.set_subject_name(&n).unwrap();
     b.set_issuer_name(&n).unwrap();
     b.set_pubkey(&key).unwrap();
@@ -285,6 +290,11 @@ async fn answer(hub: &OidcHub, action: &str, bind: &str, answer_json: &str) -> R
 }
 
 async fn answer_on(app: &Router, action: &str, bind: &str, answer_json: &str) -> Reply {
+    answer_in(app, "vi", action, bind, answer_json).await
+}
+
+/// The answer sent by a browser asking for pages in `lang` (Accept-Language).
+async fn answer_in(app: &Router, lang: &str, action: &str, bind: &str, answer_json: &str) -> Reply {
     let body = format!(
         "answer={}",
         url::form_urlencoded::byte_serialize(answer_json.as_bytes()).collect::<String>()
@@ -294,6 +304,7 @@ async fn answer_on(app: &Router, action: &str, bind: &str, answer_json: &str) ->
         Request::post(action)
             .header(header::COOKIE, format!("fedhub_login={bind}"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT_LANGUAGE, lang)
             .body(axum::body::Body::from(body))
             .unwrap(),
     )
@@ -323,13 +334,22 @@ async fn a_citizen_signs_in_with_a_usb_token() {
 /// Makes the signing tool's answer for a challenge.
 type Answerer<'a> = Box<dyn Fn(&str) -> String + 'a>;
 
+/// The reason a Vietnamese page gives for a refused certificate, after "Chi tiết:".
+const VI_REVOKED: &str = "Chi tiết:</span> Chứng thư số đã bị thu hồi";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_certificates_and_signatures_get_a_page_saying_why() {
     let s = setup().await;
+    // Same name as the trusted root, another key: the issuer's signature does not verify.
     let other_ca = ca("http://127.0.0.1:9/none.crl");
-    let cases: Vec<(&str, Answerer)> = vec![
+    // A root the connector does not know.
+    let unknown_ca = ca_named("http://127.0.0.1:9/none.crl", "Unknown Root CA");
+    // (the reason kept in the audit log, in English; what the Vietnamese page says, when the
+    // reason is a known one: otherwise the page shows the audit's text)
+    let cases: Vec<(&str, Option<&str>, Answerer)> = vec![
         (
             "revoked",
+            Some(VI_REVOKED),
             Box::new(|c: &str| {
                 let (k, ch) = leaf(&s.ca, 66, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
                 sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
@@ -337,20 +357,31 @@ async fn bad_certificates_and_signatures_get_a_page_saying_why() {
         ),
         (
             "expired",
+            Some("Chi tiết:</span> Chứng thư số đã hết hạn sử dụng."),
             Box::new(|c: &str| {
                 let (k, ch) = leaf(&s.ca, 11, &format!("CCCD:{CITIZEN}"), NOW - 60);
                 sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
             }),
         ),
         (
-            "authority",
+            "not validly signed by its issuing authority",
+            Some("Chi tiết:</span> Chữ ký của tổ chức cấp trên chứng thư số không hợp lệ."),
             Box::new(|c: &str| {
                 let (k, ch) = leaf(&other_ca, 12, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
                 sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
             }),
         ),
         (
+            "not issued by a trusted authority",
+            Some("Chi tiết:</span> Chứng thư số không do tổ chức chứng thực được nền tảng tin cậy cấp."),
+            Box::new(|c: &str| {
+                let (k, ch) = leaf(&unknown_ca, 14, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+                sign_challenge(c, &k, &ch).unwrap().to_json().unwrap()
+            }),
+        ),
+        (
             "signature",
+            Some("Chi tiết:</span> Chữ ký không khớp với yêu cầu ký của trang đăng nhập này."),
             Box::new(|c: &str| {
                 let (k, ch) = leaf(&s.ca, 13, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
                 let mut signed = sign_challenge(c, &k, &ch).unwrap();
@@ -369,26 +400,79 @@ async fn bad_certificates_and_signatures_get_a_page_saying_why() {
         ),
         (
             "not a signed challenge",
+            None,
             Box::new(|_: &str| "{}".to_string()),
         ),
     ];
-    for (why, make) in cases {
+    for (why, vietnamese, make) in cases {
         let (challenge, action, bind, _) = challenge_page(&s.hub).await;
         let back = answer(&s.hub, &action, &bind, &make(&challenge)).await;
         assert_eq!(back.status, StatusCode::BAD_REQUEST, "{why}: {}", back.body);
         assert!(back.cookie("fedhub_sso").is_none(), "{why}: no session");
-        assert!(
-            back.body.to_lowercase().contains(why),
-            "{why}: the page says why: {}",
-            back.body
-        );
+        match vietnamese {
+            // A known reason: said in Vietnamese, on the certificate page, not in English.
+            Some(text) => {
+                assert!(
+                    back.body.contains(text),
+                    "{why}: the page says why: {}",
+                    back.body
+                );
+                assert!(
+                    back.body.contains("Chứng thư số không được chấp nhận"),
+                    "{why}: the certificate page: {}",
+                    back.body
+                );
+                assert!(
+                    !back.body.to_lowercase().contains(why),
+                    "{why}: no English reason on the Vietnamese page: {}",
+                    back.body
+                );
+            }
+            None => assert!(
+                back.body.to_lowercase().contains(why),
+                "{why}: the page says why: {}",
+                back.body
+            ),
+        }
+        // The audit log keeps the machine-readable reason as it was.
         let last = s.hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
         assert_eq!(
             (last[0].action.as_str(), last[0].outcome.as_str()),
             ("login", "failure"),
             "{why}: audited"
         );
+        let detail = last[0].detail.clone().unwrap_or_default();
+        assert!(detail.contains(why), "{why}: the audited reason: {detail}");
     }
+}
+
+/// The reason of a refused certificate in English for a browser that asks for English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_certificate_is_explained_in_english_too() {
+    let s = setup().await;
+    let (challenge, action, bind, _) = challenge_page(&s.hub).await;
+    let (key, chain) = leaf(&s.ca, 66, &format!("CCCD:{CITIZEN}"), NOW + 86_400);
+    let signed = sign_challenge(&challenge, &key, &chain).unwrap();
+    let back = answer_in(&s.hub.app, "en", &action, &bind, &signed.to_json().unwrap()).await;
+    assert_eq!(back.status, StatusCode::BAD_REQUEST, "{}", back.body);
+    assert!(back.body.contains(r#"<html lang="en">"#), "{}", back.body);
+    assert!(
+        back.body.contains("Digital certificate not accepted")
+            && back
+                .body
+                .contains("Details:</span> The certificate was revoked (it is on its issuer"),
+        "{}",
+        back.body
+    );
+    assert!(!back.body.contains(VI_REVOKED), "{}", back.body);
+    let last = s.hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+    assert!(
+        last[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.ends_with("the certificate was revoked")),
+        "{last:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,9 +485,18 @@ async fn an_unreachable_crl_fails_closed() {
     let back = answer(&s.hub, &action, &bind, &signed.to_json().unwrap()).await;
     assert_eq!(back.status, StatusCode::BAD_REQUEST, "{}", back.body);
     assert!(
-        back.body.contains("revocation status unknown"),
+        back.body
+            .contains("Chưa xác định được tình trạng thu hồi của chứng thư số"),
         "{}",
         back.body
+    );
+    let last = s.hub.store.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+    assert!(
+        last[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("revocation status unknown")),
+        "{last:?}"
     );
 }
 
@@ -657,11 +750,7 @@ async fn a_saml_portal_gets_a_signed_assertion_for_a_usb_token_sign_in() {
     let signed = sign_challenge(&challenge, &key, &chain).unwrap();
     let refused = answer_on(&s.app, &action, &bind, &signed.to_json().unwrap()).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
-    assert!(
-        refused.body.to_lowercase().contains("revoked"),
-        "{}",
-        refused.body
-    );
+    assert!(refused.body.contains(VI_REVOKED), "{}", refused.body);
     assert!(!refused.body.contains("SAMLResponse"), "{}", refused.body);
     assert!(!refused
         .body

@@ -27,6 +27,9 @@ pub struct WebError {
     pub audience: Audience,
     /// Catalogue keys (title, message) of a page more specific than the status's own.
     pub page: Option<(&'static str, &'static str)>,
+    /// Catalogue key of the detail line, shown instead of the error's own (English) text when
+    /// the error is a known one (e.g. "the certificate was revoked"). The log keeps the text.
+    pub detail_key: Option<&'static str>,
 }
 
 impl WebError {
@@ -35,6 +38,7 @@ impl WebError {
             error,
             audience: Audience::Browser,
             page: None,
+            detail_key: None,
         }
     }
     /// A page with its own title and message (e.g. "not a member of this system").
@@ -43,13 +47,21 @@ impl WebError {
             error,
             audience: Audience::Browser,
             page: Some((title_key, message_key)),
+            detail_key: None,
         }
+    }
+    /// The detail line in the person's language: the catalogue key `key` instead of the
+    /// error's text.
+    pub fn with_detail_key(mut self, key: &'static str) -> Self {
+        self.detail_key = Some(key);
+        self
     }
     pub fn api(error: Error) -> Self {
         WebError {
             error,
             audience: Audience::Api,
             page: None,
+            detail_key: None,
         }
     }
 }
@@ -80,6 +92,10 @@ pub struct ErrorPage {
     pub keys: Option<(&'static str, &'static str)>,
 }
 
+/// Marker next to [`ErrorPage`]: the detail line is this catalogue key, in the page's language.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorDetailKey(pub &'static str);
+
 /// What a person may see of an error: the rule they broke, never internals.
 fn public_detail(e: &Error) -> Option<String> {
     match e {
@@ -106,6 +122,9 @@ impl IntoResponse for WebError {
                     detail: public_detail(&self.error),
                     keys: self.page,
                 });
+                if let Some(key) = self.detail_key {
+                    res.extensions_mut().insert(ErrorDetailKey(key));
+                }
                 res
             }
         }
@@ -222,11 +241,12 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
         .as_ref()
         .and_then(|m| m.keys)
         .unwrap_or_else(|| keys_for(status));
+    let detail_key = res.extensions().get::<ErrorDetailKey>().map(|k| k.0);
     let detail = marker.and_then(|m| m.detail);
     let html = state.pages.render(
         "error.html",
         &page,
-        context! { status => status.as_u16(), title_key, message_key, detail },
+        context! { status => status.as_u16(), title_key, message_key, detail, detail_key },
     );
     match html {
         Ok(html) => {

@@ -53,13 +53,55 @@ pub(crate) fn expired(e: Error) -> WebError {
 }
 
 /// A page for an upstream failure: an answer that cannot be trusted says why (400, e.g. "the
-/// certificate has expired"); an upstream that did not answer is a 503.
+/// certificate has expired"); an upstream that did not answer is a 503. A certificate refused
+/// for a known reason gets the certificate page, its reason in the person's language.
 pub(crate) fn upstream_page(e: ConnectorError) -> WebError {
-    let error = match e {
-        ConnectorError::Invalid(m) | ConnectorError::Refused(m) => Error::invalid("sign-in", m),
-        other => Error::Unavailable(other.to_string()),
+    let (error, reason) = match e {
+        ConnectorError::Invalid(m) | ConnectorError::Refused(m) => {
+            let reason = certificate_reason_key(&m);
+            (Error::invalid("sign-in", m), reason)
+        }
+        other => (Error::Unavailable(other.to_string()), None),
     };
-    WebError::page_with(error, "error.upstream.title", "error.upstream.message")
+    match reason {
+        Some(key) => WebError::page_with(
+            error,
+            "error.certificate.title",
+            "error.certificate.message",
+        )
+        .with_detail_key(key),
+        None => WebError::page_with(error, "error.upstream.title", "error.upstream.message"),
+    }
+}
+
+/// The catalogue key of a certificate refusal's reason, found from the connector's message
+/// (the text of a [`CertificateError`] without data; the audit log keeps that text).
+fn certificate_reason_key(message: &str) -> Option<&'static str> {
+    use certificate::CertificateError as E;
+    [
+        (E::Revoked, "error.certificate.revoked"),
+        (E::Expired, "error.certificate.expired"),
+        (E::NotYetValid, "error.certificate.not_yet_valid"),
+        (E::Untrusted, "error.certificate.untrusted"),
+        (E::RevocationUnknown, "error.certificate.revocation_unknown"),
+        (
+            E::RevocationListExpired,
+            "error.certificate.revocation_list_expired",
+        ),
+        (
+            E::BadChainSignature,
+            "error.certificate.bad_chain_signature",
+        ),
+        (E::BadSignature, "error.certificate.bad_signature"),
+        (E::ChallengeMismatch, "error.certificate.challenge_mismatch"),
+        (E::ChallengeExpired, "error.certificate.challenge_expired"),
+        (E::WrongEku, "error.certificate.wrong_usage"),
+        (E::WrongKeyUsage, "error.certificate.wrong_usage"),
+        (E::CaAsLeaf, "error.certificate.ca_as_leaf"),
+    ]
+    .into_iter()
+    .find(|(e, _)| e.to_string() == message)
+    .map(|(_, key)| key)
 }
 
 /// The name of the service a login is for (a relying party, or the admin console).
