@@ -746,3 +746,68 @@ async fn admin_api_registers_a_saml_connector_and_publishes_its_sp_metadata() {
     let none = send(app, get_req("/connectors/nope/saml/metadata")).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
 }
+
+fn template(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../templates")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap()
+}
+
+/// The SIM-PKI waiting page works without script (the CSP forbids it): it reloads itself, a
+/// link does the same for browsers that do not follow refreshes, and the wait is a status
+/// that screen readers announce, also in the page title. (`upstream_simpki` renders it.)
+#[test]
+fn the_sim_pki_waiting_page_needs_no_script_and_announces_the_wait() {
+    let page = template("login_simpki.html");
+    assert!(!page.contains("<script"), "{page}");
+    let waiting = &page[page.find("{%- if waiting %}").unwrap()..page.find("{%- else %}").unwrap()];
+    assert!(
+        waiting.contains(r#"role="status" aria-live="polite" aria-atomic="true""#),
+        "{waiting}"
+    );
+    assert!(waiting.contains(r#"t("login.sim.check_now")"#), "{waiting}");
+    assert!(page.contains(r#"{% if waiting %}{{ t("login.sim.waiting_title") }}"#));
+    assert!(page.contains(r#"<meta http-equiv="refresh" content="2">"#));
+    let form = &page[page.find("{%- else %}").unwrap()..];
+    assert!(form.contains(r#"<label for="msisdn">"#), "{form}");
+    assert!(form.contains(r#"aria-describedby="msisdn-hint""#), "{form}");
+    assert!(
+        !form.contains("placeholder"),
+        "a hint, not a placeholder: {form}"
+    );
+}
+
+/// Data tables scroll sideways inside a labelled region that the keyboard can reach, and the
+/// stylesheet gives every focused control a visible ring.
+#[test]
+fn tables_scroll_in_a_labelled_region_and_focus_is_visible() {
+    for name in [
+        "admin_audit.html",
+        "admin_conversion.html",
+        "admin_conversion_report.html",
+        "admin_grants.html",
+        "admin_member_new.html",
+        "admin_members.html",
+        "admin_registry.html",
+    ] {
+        let text = template(name);
+        let wraps = text.matches(r#"<div class="table-wrap""#).count();
+        assert!(wraps > 0, "{name}");
+        let labelled = text
+            .matches(r#"<div class="table-wrap" role="region" aria-labelledby=""#)
+            .count();
+        assert_eq!(
+            labelled, wraps,
+            "{name}: every table-wrap is a labelled region"
+        );
+        assert_eq!(
+            text.matches(r#"tabindex="0""#).count(),
+            wraps,
+            "{name}: reachable with the keyboard"
+        );
+    }
+    let css = fedhub::web::pages::STYLESHEET;
+    assert!(css.contains(":focus-visible { outline: 3px solid var(--navy); outline-offset: 2px; }"));
+    assert!(css.contains(".site-header :focus-visible { outline-color: var(--gold); }"));
+}
