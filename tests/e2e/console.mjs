@@ -40,6 +40,8 @@ import { join } from 'node:path';
 import {
   Failure,
   STEP_TIMEOUT_MS,
+  checkAccessibility,
+  checkPhone,
   clickTo,
   fail,
   hasText,
@@ -47,7 +49,9 @@ import {
   literal,
   loadPlaywright,
   notThere,
+  reportTo,
   see,
+  tabToButtons,
 } from './lib.mjs';
 
 function parseArgs() {
@@ -75,6 +79,7 @@ async function main() {
     fail(`no Chromium at ${cfg.chromium}: install it with: sudo apt-get install -y chromium`);
   }
   mkdirSync(cfg.screenshots, { recursive: true });
+  reportTo(join(cfg.screenshots, 'accessibility.txt'));
   const { chromium } = loadPlaywright();
 
   const base = cfg.base_url;
@@ -129,16 +134,26 @@ async function main() {
       await see(page.getByRole('heading', { level: 1, name: 'Đăng nhập' }), 'the sign-in heading');
       await hasText(page.getByRole('main'), ['Đăng nhập để sử dụng', 'Quản trị fedhub'], 'the sign-in page');
       await see(page.getByRole('heading', { name: 'Tài khoản trình diễn' }), 'the demo connector');
+      await checkAccessibility(page, 'the connector chooser');
+      await checkPhone(
+        page,
+        'the connector chooser',
+        [
+          ['the sign-in heading', page.getByRole('heading', { level: 1, name: 'Đăng nhập' })],
+          [`the button of ${cfg.admin.name}`, page.getByRole('button', { name: `Đăng nhập với tư cách ${cfg.admin.name}` })],
+          ['the language switch', page.getByRole('link', { name: 'English' })],
+        ],
+        join(cfg.screenshots, 'mobile-chooser.png'),
+      );
     });
 
     // 2. One click on the demo person: back at /admin, which shows the relying party's users.
     await step('members-list', async () => {
-      await clickTo(
-        page,
-        page.getByRole('button', { name: `Đăng nhập với tư cách ${admin.name}` }),
-        membersUrl,
-        'sign in as the admin',
-      );
+      // With the keyboard only: Tab through the sign-in buttons in order, Enter on the admin's.
+      const buttons = (await page.getByRole('main').getByRole('button').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      const loaded = page.waitForEvent('load', { timeout: STEP_TIMEOUT_MS }).then(() => true, () => false);
+      await tabToButtons(page, 'the connector chooser', buttons, `Đăng nhập với tư cách ${admin.name}`);
+      if (!(await loaded) || !membersUrl.test(page.url())) fail(`Enter on the admin's button led to ${page.url()}`);
       await see(page.getByRole('heading', { level: 1, name: 'Quản lý người dùng' }), 'the list heading');
       const title = await page.title();
       if (!title.startsWith('Quản lý người dùng')) fail(`the list's title is ${JSON.stringify(title)}`);
@@ -153,6 +168,7 @@ async function main() {
       await see(page.getByRole('combobox', { name: 'Đơn vị' }), 'the unit filter');
       await notThere(page.getByRole('rowheader', { name: person.name }), `${person.name} before being added`);
       await notThere(page.getByText(cfg.outside.name), `${cfg.outside.name} (another province) in the list`);
+      await checkAccessibility(page, 'the console list');
     });
 
     // 3. "Thêm mới", then the directory searched by CCCD.
@@ -168,7 +184,7 @@ async function main() {
       await hasText(page.getByRole('status'), ['Tìm thấy 1 kết quả'], 'the result count');
       const results = page.getByRole('table', { name: 'Kết quả tìm kiếm trong danh bạ' });
       await see(results, 'the results table');
-      await hasText(row(person.name), [person.name, 'Công dân', person.national_id, person.phone], 'the person found');
+      await hasText(row(person.name), [person.name, 'Công dân', person.national_id, person.phone], 'the person found');      await checkAccessibility(page, 'the directory search (a console form)');
     });
 
     // 4. "Lưu vào hệ thống" in a unit: back in the list, "Chưa kích hoạt".
@@ -209,6 +225,7 @@ async function main() {
       await expander.click();
       await see(target, `${cfg.new_unit.name} in the tree`);
       await target.check();
+      await checkAccessibility(page, 'the unit picker (a console form)');
     });
 
     await step('unit-changed', async () => {
@@ -227,6 +244,7 @@ async function main() {
       if (await box.isChecked()) fail(`${cfg.role} is checked before being assigned`);
       await box.check();
       await see(page.getByRole('combobox', { name: 'Nhóm người dùng' }), 'the user group field');
+      await checkAccessibility(page, 'the roles form (a console form)');
     });
 
     await step('roles-assigned', async () => {
@@ -235,6 +253,18 @@ async function main() {
       // The list in full: activated, in the new unit, with the role.
       await page.goto(`${base}/admin/rp/${rp}/members`, { waitUntil: 'load' });
       await hasText(row(person.name), ['Đã kích hoạt', cfg.new_unit.name, cfg.role], 'the member after the workflow');
+      // On a phone: the page does not scroll sideways, the table does, in its labelled region.
+      await checkPhone(
+        page,
+        'the console list',
+        [
+          ['"Thêm mới"', page.getByRole('main').getByRole('link', { name: 'Thêm mới', exact: true }).nth(1)],
+          ['the search button', page.getByRole('search', { name: 'Bộ lọc' }).getByRole('button', { name: 'Tìm kiếm' })],
+          ['the sign-out button', page.getByRole('button', { name: 'Đăng xuất' })],
+          ['the table', page.getByRole('region', { name: `Quản lý người dùng · ${cfg.rp_name}` })],
+        ],
+        join(cfg.screenshots, 'mobile-members.png'),
+      );
     });
 
     // 8. Out of scope: the other province's member is not listed, and acting on them by a
@@ -272,6 +302,16 @@ async function main() {
       const unit = await page.goto(`${base}${action.replace(/\/activate$/, '/unit')}`, { waitUntil: 'load' });
       if (unit.status() !== 403) fail(`the other province's unit page answered ${unit.status()}, not 403`);
       await see(page.getByRole('heading', { level: 1, name: 'Không được phép thực hiện' }), 'the refusal of the unit page');
+      await checkAccessibility(page, 'the 403 page');
+      await checkPhone(
+        page,
+        'the 403 page',
+        [
+          ['the refusal heading', page.getByRole('heading', { level: 1, name: 'Không được phép thực hiện' })],
+          ['the way back', page.getByRole('main').getByRole('link', { name: 'Về trang chủ' })],
+        ],
+        join(cfg.screenshots, 'mobile-error-403.png'),
+      );
     });
 
     // 9. The audit log shows the refusal.
@@ -287,6 +327,7 @@ async function main() {
         .filter({ hasText: 'membership.activate' })
         .filter({ hasText: `membership:${cfg.outside.id}` });
       await hasText(denied, ['Bị từ chối', admin.name], 'the denied activation in the audit log');
+      await checkAccessibility(page, 'the audit log');
     });
 
     // 10. English, once: the language switch of the site header.
@@ -303,6 +344,7 @@ async function main() {
       await see(row(person.name).getByRole('link', { name: `Change unit: ${person.name}` }), '"Change unit"');
       await see(row(person.name).getByRole('link', { name: `Assign role: ${person.name}` }), '"Assign role"');
       await see(page.getByRole('link', { name: 'Tiếng Việt' }), 'the switch back to Vietnamese');
+      await checkAccessibility(page, 'the console list in English');
     });
 
     // Nothing failed but the two refusals.

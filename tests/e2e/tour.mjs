@@ -31,6 +31,8 @@ import { join } from 'node:path';
 import {
   Failure,
   STEP_TIMEOUT_MS,
+  checkAccessibility,
+  checkPhone,
   clickTo,
   fail,
   hasText,
@@ -38,7 +40,9 @@ import {
   literal,
   loadPlaywright,
   notThere,
+  reportTo,
   see,
+  tabToButtons,
 } from './lib.mjs';
 
 function parseArgs() {
@@ -64,6 +68,7 @@ async function main() {
     fail(`no Chromium at ${cfg.chromium}: install it with: sudo apt-get install -y chromium`);
   }
   mkdirSync(cfg.screenshots, { recursive: true });
+  reportTo(join(cfg.screenshots, 'accessibility.txt'));
   const { chromium } = loadPlaywright();
 
   const hubLogin = new RegExp(`^${literal(cfg.hub).source}/login/[^/?]+(\\?.*)?$`);
@@ -126,6 +131,7 @@ async function main() {
       if (!resp || resp.status() !== 200) fail(`the portal answered ${resp && resp.status()}`);
       await see(page.getByRole('heading', { level: 1 }), "the portal's heading");
       await see(page.getByRole('button', { name: 'Đăng nhập' }), 'the sign-in button');
+      await checkAccessibility(page, 'the ministry portal, signed out');
     });
 
     // 2. "Đăng nhập": the hub's sign-in page, naming the portal.
@@ -133,14 +139,32 @@ async function main() {
       await clickTo(page, page.getByRole('button', { name: 'Đăng nhập' }), hubLogin, 'the portal sends the browser to the hub');
       await see(page.getByRole('heading', { level: 1, name: 'Đăng nhập' }), "the hub's sign-in heading");
       await hasText(page.getByRole('main'), ['Bộ Tài chính'], 'the portal named on the sign-in page');
+      await checkAccessibility(page, "the hub's connector chooser");
+      await checkPhone(
+        page,
+        "the hub's connector chooser",
+        [
+          ['the sign-in heading', page.getByRole('heading', { level: 1, name: 'Đăng nhập' })],
+          ['the USB token', page.getByRole('button', { name: 'Chứng thư số (USB ký số)' })],
+          [`the button of ${cfg.citizen}`, page.getByRole('button', { name: `Đăng nhập với tư cách ${cfg.citizen}` })],
+        ],
+        join(cfg.screenshots, 'mobile-chooser.png'),
+      );
     });
 
     // 3. Signed in: the assertion's unit and role on the portal's page.
     await step('portal-signed-in', async () => {
-      await signInAs(cfg.citizen, portalHome, 'sign in at the hub and come back to the portal');
+      // With the keyboard only: Tab through every sign-in button in order, Enter on the citizen's.
+      await see(page.getByRole('heading', { name: 'Tài khoản trình diễn' }), 'the demo accounts');
+      const buttons = (await page.getByRole('main').getByRole('button').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      const loaded = page.waitForURL(portalHome, { timeout: STEP_TIMEOUT_MS }).then(() => true, () => false);
+      await tabToButtons(page, "the hub's connector chooser", buttons, `Đăng nhập với tư cách ${cfg.citizen}`);
+      if (!(await loaded)) fail(`Enter on the citizen's button led to ${page.url()}, not back to the portal`);
+      await page.waitForLoadState('load');
       await see(page.getByRole('heading', { level: 1, name: new RegExp(literal(cfg.citizen).source) }), 'the person greeted');
       await hasText(page.getByRole('main'), [cfg.unit, cfg.role, '000.00.18.G12'], 'unit and role from the assertion');
       await see(page.getByRole('button', { name: 'Đăng xuất' }), "the portal's sign-out");
+      await checkAccessibility(page, 'the ministry portal, signed in');
     });
 
     // 4. The gateway: signed in at once, no second sign-in at the hub.
@@ -151,6 +175,7 @@ async function main() {
       await hasText(page.getByRole('main'), [cfg.citizen, cfg.role], 'the ID token claims on the gateway');
       if (hubLoginPages.length !== before) fail(`the hub asked to sign in again: ${hubLoginPages.slice(before).join(', ')}`);
       if (!page.url().startsWith(cfg.gateway)) fail(`ended at ${page.url()}, not at the gateway`);
+      await checkAccessibility(page, 'the provincial gateway, signed in');
     });
 
     // 5. "Đăng xuất khỏi tất cả" at the hub: the portal and the gateway are signed out too.
@@ -159,11 +184,13 @@ async function main() {
       await see(page.getByRole('heading', { level: 1, name: 'Đăng xuất' }), 'the sign-out page');
       const everywhere = page.getByRole('button', { name: 'Đăng xuất khỏi tất cả' });
       await see(everywhere, '"Đăng xuất khỏi tất cả"');
+      await checkAccessibility(page, "the hub's sign-out page");
       await everywhere.click();
       // The hub signs the person out of each portal in turn, then says so.
       await see(page.getByRole('heading', { level: 1, name: 'Đã đăng xuất' }), 'the signed-out page');
       await hasText(page.getByRole('main'), ['Bạn đã đăng xuất khỏi nền tảng'], 'the signed-out page');
       await notThere(page.getByText('chưa xác nhận việc đăng xuất'), 'a portal that did not confirm');
+      await checkAccessibility(page, "the hub's signed-out page");
       await page.goto(cfg.portal, { waitUntil: 'load' });
       await see(page.getByRole('button', { name: 'Đăng nhập' }), 'the portal signed out');
       await notThere(page.getByRole('button', { name: 'Đăng xuất' }), "the portal's sign-out button");
@@ -180,6 +207,7 @@ async function main() {
       await refused;
       await page.waitForLoadState('load');
       await hasText(page.getByRole('main'), ['chưa được kích hoạt'], 'the refusal page');
+      await checkAccessibility(page, 'the 403 page (not activated)');
     });
 
     // 7. A revoked certificate on a USB token: refused with a page.
@@ -189,6 +217,7 @@ async function main() {
       await clickTo(page, signInControl(), hubLogin, 'to the hub');
       await clickTo(page, page.getByRole('button', { name: 'Chứng thư số (USB ký số)' }), /\/login\//, 'the USB token');
       await see(page.getByRole('heading', { level: 1, name: 'Đăng nhập bằng chứng thư số' }), 'the certificate page');
+      await checkAccessibility(page, 'the certificate (USB token) page');
       const request = JSON.parse(await page.locator('textarea[data-sign-request]').inputValue());
       if (!request.challenge) fail(`no challenge in the sign request: ${JSON.stringify(request)}`);
       const answer = await fetch(cfg.signer, { method: 'POST', body: request.challenge });
@@ -199,7 +228,20 @@ async function main() {
       const r = await refused;
       await page.waitForLoadState('load');
       if (r.status() !== 400) fail(`the revoked certificate answered ${r.status()}, not 400`);
-      await hasText(page.getByRole('main'), ['revoked'], 'the reason on the refusal page');
+      // The reason in Vietnamese (the audit log keeps the machine-readable one).
+      await hasText(page.getByRole('main'), ['Chi tiết:', 'Chứng thư số đã bị thu hồi'], 'the reason on the refusal page');
+      await notThere(page.getByText('revoked'), 'the English reason on the Vietnamese page');
+      await checkAccessibility(page, 'the 400 page (revoked certificate)');
+      await checkPhone(
+        page,
+        'the 400 page (revoked certificate)',
+        [
+          ['the reason', page.getByText('Chứng thư số đã bị thu hồi')],
+          ['the reference', page.getByRole('main').getByText('Mã tham chiếu')],
+          ['the way back', page.getByRole('main').getByRole('link', { name: 'Về trang chủ' })],
+        ],
+        join(cfg.screenshots, 'mobile-error-400.png'),
+      );
     });
 
     // 8. The province admin signs in to the console, through the hub.
@@ -212,6 +254,7 @@ async function main() {
       await see(page.getByRole('heading', { level: 1, name: 'Quản lý người dùng' }), 'the list heading');
       await hasText(row(cfg.to_activate.name), [cfg.to_activate.name, 'Chưa kích hoạt'], 'the member waiting');
       await notThere(page.getByRole('rowheader', { name: cfg.outside.name, exact: true }), `${cfg.outside.name} (another province)`);
+      await checkAccessibility(page, 'the console list');
     });
 
     // 9. "Kích hoạt".
@@ -253,6 +296,7 @@ async function main() {
       await see(signInControl('Sign in'), 'the English sign-in');
       const lang = await page.locator('html').getAttribute('lang');
       if (lang !== 'en') fail(`<html lang="${lang}"> in English`);
+      await checkAccessibility(page, 'the provincial gateway in English');
     });
 
     // Only the expected refusals: not activated (403), revoked (400), out of scope (403).
