@@ -16,6 +16,7 @@ mod http;
 mod interop;
 mod legacy;
 mod member_list;
+mod metrics;
 mod oidc;
 mod oidc_clients;
 mod oidc_interop;
