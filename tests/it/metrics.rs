@@ -98,3 +98,108 @@ async fn a_signed_in_and_a_refused_oidc_login_are_counted_with_their_duration() 
         "{m}"
     );
 }
+
+/// The sample names a scrape shows (`fedhub_logins_total`, `…_bucket`, …).
+fn exported(scrape: &str) -> std::collections::BTreeSet<String> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Metric names in a PromQL expression: identifiers used as selectors (before `{` or `[`)
+/// and any `fedhub_` identifier (e.g. in `label_values(…)`). Strings are skipped.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' || c == '$' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:$".contains(chars[i]))
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            if word.starts_with("fedhub_") || matches!(next, Some('{') | Some('[')) {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_asks_only_for_series_the_hub_exports() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/grafana/fedhub-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // A hub that has answered requests and finished a login, so that every family has samples.
+    let hub = oidc_hub(oidc_support::default_registration());
+    hub.code().await;
+    let scrape = send(&hub.app, get("/metrics", &[])).await.body;
+    let exported = exported(&scrape);
+    assert!(exported.contains("fedhub_logins_total"), "{scrape}");
+
+    // The Prometheus data source is a variable, and every query uses it.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
+        "{variables:?}"
+    );
+    let mut exprs = Vec::new();
+    for v in variables.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(v["datasource"]["uid"], "${datasource}");
+        exprs.push(v["definition"].as_str().unwrap().to_string());
+    }
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6, "{}", panels.len());
+    for panel in panels {
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
+        for t in panel["targets"].as_array().unwrap() {
+            assert_eq!(
+                t["datasource"]["uid"], "${datasource}",
+                "{}",
+                panel["title"]
+            );
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "no fedhub metric in {expr}");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{name} (in {expr}) is not exported; the hub exports {exported:?}"
+            );
+        }
+    }
+    // The checker itself catches a name the hub does not export.
+    assert_eq!(
+        metric_names(r#"sum(rate(fedhub_login_total{outcome="x"}[5m])) / up[1m]"#),
+        ["fedhub_login_total", "up"]
+    );
+    assert!(!exported.contains("fedhub_login_total"));
+}
