@@ -30,6 +30,7 @@ mod interop;
 mod jobs;
 mod legacy;
 mod member_list;
+mod metrics;
 mod nodes;
 mod oidc;
 mod oidc_clients;

@@ -9,6 +9,7 @@
 //! re-prepares a cached statement whose LIMIT is a bound parameter at every use (measured at
 //! about a tenth of the hub's CPU under login load).
 
+pub mod backup;
 pub mod counters;
 pub mod replay;
 pub mod schema;

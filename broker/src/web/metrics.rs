@@ -1,5 +1,8 @@
-//! Prometheus metrics at `/metrics`: requests by route and status, and their latency.
-//! Routes are the matched patterns, never raw paths, so the label set stays bounded.
+//! Prometheus metrics at `/metrics`: requests by route and status, and their latency; logins
+//! by protocol, relying party, connector and outcome, and their duration. Every label value
+//! comes from a bounded set: routes are the matched patterns, never raw paths; relying
+//! parties and connectors are registered ones (a login exists only for those); outcomes and
+//! reasons are fixed names.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::AppState;
+use crate::login::LoginResult;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -30,11 +34,36 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    protocol: &'static str,
+    rp: String,
+    connector: String,
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginDurationLabels {
+    protocol: &'static str,
+    rp: String,
+    connector: String,
+    outcome: &'static str,
+}
+
+/// Buckets of the login duration, in seconds: a login includes the person's own time at the
+/// sign-in method, and the hub's clock counts whole seconds.
+const LOGIN_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    logins: Family<LoginLabels, Counter>,
+    login_duration: Family<LoginDurationLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -58,11 +87,49 @@ impl Metrics {
             "Time to answer HTTP requests",
             latency.clone(),
         );
+        let logins = Family::<LoginLabels, Counter>::default();
+        let login_duration = Family::<LoginDurationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LOGIN_BUCKETS)
+        });
+        registry.register(
+            "logins",
+            "Logins through the sign-in page, by how they ended",
+            logins.clone(),
+        );
+        registry.register(
+            "login_duration_seconds",
+            "Time from the start of a login (the auth session) to the answer",
+            login_duration.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             requests,
             latency,
+            logins,
+            login_duration,
         }
+    }
+
+    /// Counts one finished login and its duration.
+    pub fn login(&self, result: &LoginResult) {
+        let outcome = result.outcome.outcome();
+        self.logins
+            .get_or_create(&LoginLabels {
+                protocol: result.protocol,
+                rp: result.rp.clone(),
+                connector: result.connector.clone(),
+                outcome,
+                reason: result.outcome.reason(),
+            })
+            .inc();
+        self.login_duration
+            .get_or_create(&LoginDurationLabels {
+                protocol: result.protocol,
+                rp: result.rp.clone(),
+                connector: result.connector.clone(),
+                outcome,
+            })
+            .observe(result.seconds.max(0) as f64);
     }
 
     pub fn encode(&self) -> String {
