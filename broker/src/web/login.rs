@@ -366,13 +366,8 @@ async fn certificate_tls(
     }
     let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
     let now = state.clock.now();
-    let from_proxy = peer.is_some_and(|p| {
-        state
-            .config
-            .connectors
-            .trusted_proxies
-            .contains(&(p.0).0.ip())
-    });
+    let from_proxy =
+        peer.is_some_and(|p| super::client::is_trusted_proxy(&state.config, (p.0).0.ip()));
     let identity = if !from_proxy {
         Err(ConnectorError::Invalid(
             "a client certificate is accepted only from the hub's own TLS proxy".into(),
