@@ -67,6 +67,10 @@ pub struct ConnectorsConfig {
     /// NotOnOrAfter).
     #[serde(with = "humantime_serde")]
     pub clock_skew: Duration,
+    /// How long one call to an upstream provider (discovery, keys, token, userinfo, CRL,
+    /// SIM-PKI) may take before the sign-in through it fails with a page (503).
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
 }
 
 impl Default for ConnectorsConfig {
@@ -75,6 +79,7 @@ impl Default for ConnectorsConfig {
             trusted_proxies: Vec::new(),
             client_cert_header: "x-ssl-client-cert".into(),
             clock_skew: Duration::from_secs(60),
+            upstream_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -411,6 +416,12 @@ impl Config {
         if self.database.acquire_timeout.is_zero() {
             return Err(ConfigError::new(
                 "database.acquire_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if self.connectors.upstream_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "connectors.upstream_timeout",
                 "must be longer than zero",
             ));
         }

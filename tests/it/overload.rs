@@ -487,3 +487,86 @@ async fn pool_exhaustion_is_503_with_retry_after_not_500_sqlite() {
 async fn pool_exhaustion_is_503_with_retry_after_not_500_postgres() {
     pool_exhaustion_is_503_with_retry_after(support::postgres_with(&small_pool())).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_provider_times_out_with_a_page_while_the_chooser_and_other_connectors_work() {
+    let mut provider = Hanging::start().await;
+    let hub = oidc_hub_configured(
+        support::sqlite(),
+        "http://127.0.0.1:8080",
+        default_registration(),
+        |c| c.connectors.upstream_timeout = Duration::from_secs(1),
+    );
+    let reg = fedhub::upstream::OidcRegistration {
+        id: "dead".into(),
+        display_name: "Nhà cung cấp không trả lời".into(),
+        issuer: provider.url.clone(),
+        client_id: "fedhub-hub".into(),
+        client_secret: "upstream-secret-1".into(),
+        scopes: None,
+        claim_names: None,
+    };
+    let rp_id = hub.rp_id.clone();
+    hub.store
+        .write(|c| {
+            fedhub::upstream::add_oidc(c, &support::vault(), &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, &rp_id, &["dead".to_string(), "dev".to_string()])
+        })
+        .unwrap();
+    let addr = serve(hub.app.clone()).await;
+    let browser = client_from("127.0.0.1");
+
+    // Someone picks the provider that never answers.
+    let (stuck_login, stuck_bind) = login_at_chooser(&hub).await;
+    let stuck = tokio::spawn(answer(
+        browser
+            .post(format!("http://{addr}{stuck_login}/dead"))
+            .header("cookie", format!("fedhub_login={stuck_bind}")),
+    ));
+    provider.holding(1).await;
+
+    // Meanwhile another person gets the chooser and signs in with another connector.
+    let (login, bind) = login_at_chooser(&hub).await;
+    let cookie = format!("fedhub_login={bind}");
+    let page = answer(
+        browser
+            .get(format!("http://{addr}{login}"))
+            .header("cookie", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Nhà cung cấp không trả lời"),
+        "{}",
+        page.body
+    );
+    let res = browser
+        .post(format!("http://{addr}{login}/dev"))
+        .header("cookie", &cookie)
+        .form(&[("national_id", crate::sso::CITIZEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(REDIRECT) && to.contains("code="), "{to}");
+
+    // The stuck sign-in ends after connectors.upstream_timeout with a page, not a hang, and
+    // that person can choose again.
+    let r = tokio::time::timeout(BOUND, stuck).await.unwrap().unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("Không đăng nhập được qua dịch vụ xác thực"),
+        "{}",
+        r.body
+    );
+    assert!(r.retry_after.is_some());
+    let again = answer(
+        browser
+            .get(format!("http://{addr}{stuck_login}"))
+            .header("cookie", format!("fedhub_login={stuck_bind}")),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    provider.release();
+}
