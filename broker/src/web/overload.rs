@@ -32,7 +32,7 @@ use super::error::ErrorPage;
 use super::{client, AppState};
 use crate::config::Config;
 
-/// Addresses whose failures are tracked at once (about 50 bytes each). Beyond it, addresses
+/// Addresses whose failures are tracked at once (under 70 bytes each, table included). Beyond it, addresses
 /// whose bucket is full again are forgotten first, then any.
 pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
