@@ -1387,6 +1387,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         pool_size: config.database.pool_size,
         connect_timeout: config.database.connect_timeout,
+        acquire_timeout: config.database.acquire_timeout,
         busy_timeout: config.database.busy_timeout,
     }
 }

@@ -37,6 +37,7 @@ mod oidc_clients;
 mod oidc_interop;
 mod oidc_support;
 mod openapi;
+mod overload;
 mod saml;
 mod server;
 mod sp;

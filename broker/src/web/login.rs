@@ -27,9 +27,6 @@ use crate::error::Error;
 use crate::login::{auth_session, resolve, sso, Answer, LoginOutcome, LoginResult};
 use crate::upstream::{self, Connector};
 
-/// How long the hub waits for an upstream provider.
-const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/{handle}", get(chooser))
@@ -332,7 +329,12 @@ async fn certificate_answer(
             let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
             let crls = state
                 .crls
-                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .get(
+                    &state.http,
+                    &urls,
+                    now,
+                    state.config.connectors.upstream_timeout,
+                )
                 .await;
             certificate::verify(&cfg, &expected, &answer, &crls, now, &connector.id)
         }
@@ -366,13 +368,8 @@ async fn certificate_tls(
     }
     let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
     let now = state.clock.now();
-    let from_proxy = peer.is_some_and(|p| {
-        state
-            .config
-            .connectors
-            .trusted_proxies
-            .contains(&(p.0).0.ip())
-    });
+    let from_proxy =
+        peer.is_some_and(|p| super::client::is_trusted_proxy(&state.config, (p.0).0.ip()));
     let identity = if !from_proxy {
         Err(ConnectorError::Invalid(
             "a client certificate is accepted only from the hub's own TLS proxy".into(),
@@ -389,7 +386,12 @@ async fn certificate_tls(
                     certificate::trusted_crl_urls_of_chain(&cfg, &chain, now).unwrap_or_default();
                 let crls = state
                     .crls
-                    .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                    .get(
+                        &state.http,
+                        &urls,
+                        now,
+                        state.config.connectors.upstream_timeout,
+                    )
                     .await;
                 certificate::verify_presented(&cfg, &chain, &crls, now, &connector.id).map_err(
                     |e| match e {
@@ -496,7 +498,7 @@ async fn simpki_phone(
         &msisdn,
         &challenge,
         &display,
-        UPSTREAM_TIMEOUT,
+        state.config.connectors.upstream_timeout,
     )
     .await
     .map_err(upstream_page)?;
@@ -537,7 +539,7 @@ async fn simpki_wait(
         &provider,
         &pending.transaction_id,
         &pending.challenge,
-        UPSTREAM_TIMEOUT,
+        state.config.connectors.upstream_timeout,
     )
     .await;
     let identity = match polled {
@@ -564,7 +566,12 @@ async fn simpki_wait(
             let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
             let crls = state
                 .crls
-                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .get(
+                    &state.http,
+                    &urls,
+                    now,
+                    state.config.connectors.upstream_timeout,
+                )
                 .await;
             certificate::verify(&cfg, &pending.challenge, &answer, &crls, now, &connector.id)
                 .map(simpki::as_simpki)
@@ -595,8 +602,15 @@ async fn provider(
             return Ok(hit);
         }
     }
-    let meta = upstream_oidc::discover(&state.http, issuer, UPSTREAM_TIMEOUT).await?;
-    let keys = upstream_oidc::fetch_jwks(&state.http, &meta, UPSTREAM_TIMEOUT).await?;
+    let meta = upstream_oidc::discover(
+        &state.http,
+        issuer,
+        state.config.connectors.upstream_timeout,
+    )
+    .await?;
+    let keys =
+        upstream_oidc::fetch_jwks(&state.http, &meta, state.config.connectors.upstream_timeout)
+            .await?;
     state.providers.put(issuer, now, meta.clone(), keys.clone());
     Ok((meta, keys))
 }
@@ -653,25 +667,21 @@ async fn oidc_callback(
     let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
     let outcome = async {
         let (meta, keys) = provider(&state, &up.issuer, false).await?;
-        let tokens =
-            upstream_oidc::exchange(&state.http, &up, &meta, &cb, &pending, UPSTREAM_TIMEOUT)
-                .await?;
+        let tokens = upstream_oidc::exchange(
+            &state.http,
+            &up,
+            &meta,
+            &cb,
+            &pending,
+            state.config.connectors.upstream_timeout,
+        )
+        .await?;
         let id = |keys: Vec<serde_json::Value>| {
             let (up, meta, tokens, pending, cid) = (&up, &meta, &tokens, &pending, &connector.id);
-            let http = &state.http;
+            let (http, timeout) = (&state.http, state.config.connectors.upstream_timeout);
             async move {
-                upstream_oidc::identity(
-                    http,
-                    up,
-                    meta,
-                    &keys,
-                    tokens,
-                    pending,
-                    cid,
-                    now,
-                    UPSTREAM_TIMEOUT,
-                )
-                .await
+                upstream_oidc::identity(http, up, meta, &keys, tokens, pending, cid, now, timeout)
+                    .await
             }
         };
         match id(keys).await {
