@@ -46,6 +46,17 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a consistent copy of the SQLite database to FILE (a new file), also while
+    /// `fedhub serve` runs. On PostgreSQL use pg_dump (docs/operations.md, "Backups").
+    Backup { file: PathBuf },
+    /// Replace the SQLite database with the backup FILE, after checking it. The hub must be
+    /// stopped; a database holding data is replaced only with --force.
+    Restore {
+        file: PathBuf,
+        /// Replace a database that holds data (back it up first).
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the demo: a fresh SQLite database, seeded directory and demo accounts, on 127.0.0.1.
     Demo(demo::DemoArgs),
     /// Check the configuration and print it (secrets redacted).
@@ -637,6 +648,8 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             }
             Ok(())
         }
+        Command::Backup { file } => backup_cmd(&config, &file, &clock, &actor),
+        Command::Restore { file, force } => restore_cmd(&config, &file, force, &clock, &actor),
         Command::Agency(cmd) => {
             agency(&open_migrated(&config)?, cmd, &clock, &actor).map_err(Failure::App)
         }
@@ -694,6 +707,94 @@ pub fn run(cli: Cli, env: &[(String, String)]) -> std::result::Result<(), Failur
             rp_cmd(&open_migrated(&config)?, &config, cmd, &clock, &actor).map_err(Failure::App)
         }
         Command::Demo(_) => Ok(()),
+    }
+}
+
+/// `fedhub backup FILE`: `VACUUM INTO` through the store, on the database as it is (no
+/// migration first: a backup taken before an upgrade must be of the old schema).
+fn backup_cmd(
+    config: &Config,
+    file: &std::path::Path,
+    clock: &dyn Clock,
+    actor: &str,
+) -> std::result::Result<(), Failure> {
+    use crate::store::backup;
+    let db = backup::sqlite_file(&config.database.url, "backup")?;
+    if !db.is_file() {
+        return Err(Error::not_found("database", db.display().to_string()).into());
+    }
+    let store = open(config)?;
+    let event = Event::new(actor, "database.backup").target(file.display().to_string());
+    let done = store.backup_to(file);
+    let now = clock.now();
+    let entry = match &done {
+        Ok(s) => event.detail(s.to_string()),
+        Err(e) => event.outcome(audit::Outcome::Failure).detail(e.to_string()),
+    };
+    // The live database records the backup (which the backup itself does not hold).
+    let recorded = match &done {
+        Err(Error::Unavailable(_)) => Ok(()),
+        _ => store.write(|c| audit::record(c, &entry, now)),
+    };
+    let snapshot = done?;
+    println!("wrote {}: {snapshot}", file.display());
+    recorded?;
+    Ok(())
+}
+
+/// `fedhub restore FILE [--force]`.
+fn restore_cmd(
+    config: &Config,
+    file: &std::path::Path,
+    force: bool,
+    clock: &dyn Clock,
+    actor: &str,
+) -> std::result::Result<(), Failure> {
+    use crate::store::backup::{self, Replaced};
+    let db = backup::sqlite_file(&config.database.url, "restore")?;
+    let event = Event::new(actor, "database.restore").target(file.display().to_string());
+    let now = clock.now();
+    match backup::restore(file, &db, force) {
+        Ok((snapshot, replaced)) => {
+            let what = match replaced {
+                Replaced::Nothing => "a new database",
+                Replaced::Empty => "an empty database",
+                Replaced::Data => "a database holding data (--force)",
+            };
+            // The restored database records how it came back.
+            let store = open(config)?;
+            store.write(|c| {
+                audit::record(
+                    c,
+                    &event.clone().detail(format!("{snapshot}; replaced {what}")),
+                    now,
+                )
+            })?;
+            println!(
+                "restored {} into {}: {snapshot}",
+                file.display(),
+                db.display()
+            );
+            if snapshot.behind > 0 {
+                eprintln!(
+                    "{} migration(s) of this binary are not applied yet: `fedhub migrate` (or the next data command or `fedhub serve`) applies them",
+                    snapshot.behind
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // A refusal is recorded in the database that stays, when there is one.
+            if !matches!(e, Error::Unavailable(_)) && backup::is_fedhub(&db) {
+                let failed = event.outcome(audit::Outcome::Failure).detail(e.to_string());
+                if let Ok(store) = open(config) {
+                    if let Err(log_err) = store.write(|c| audit::record(c, &failed, now)) {
+                        tracing::error!(error = %log_err, "could not write the audit entry for a refused restore");
+                    }
+                }
+            }
+            Err(e.into())
+        }
     }
 }
 
@@ -1286,6 +1387,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         pool_size: config.database.pool_size,
         connect_timeout: config.database.connect_timeout,
+        acquire_timeout: config.database.acquire_timeout,
         busy_timeout: config.database.busy_timeout,
     }
 }

@@ -67,6 +67,10 @@ pub struct ConnectorsConfig {
     /// NotOnOrAfter).
     #[serde(with = "humantime_serde")]
     pub clock_skew: Duration,
+    /// How long one call to an upstream provider (discovery, keys, token, userinfo, CRL,
+    /// SIM-PKI) may take before the sign-in through it fails with a page (503).
+    #[serde(with = "humantime_serde")]
+    pub upstream_timeout: Duration,
 }
 
 impl Default for ConnectorsConfig {
@@ -75,6 +79,7 @@ impl Default for ConnectorsConfig {
             trusted_proxies: Vec::new(),
             client_cert_header: "x-ssl-client-cert".into(),
             clock_skew: Duration::from_secs(60),
+            upstream_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -118,6 +123,17 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in flight.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Requests handled at once by this node; more are answered 503 at once. 0: derived from
+    /// the pool size and the cores ([`Config::max_in_flight`]).
+    pub max_in_flight: usize,
+    /// `Retry-After` of a 503 (overload, database busy or unreachable), whole seconds.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// Failed requests (4xx) per minute one client address may keep sending once its burst is
+    /// spent; beyond that it is answered 429. 0: no limit.
+    pub bad_request_rate: u32,
+    /// Failed requests one client address may send in a row before the rate applies.
+    pub bad_request_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +144,10 @@ impl Default for ServerConfig {
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_in_flight: 0,
+            retry_after: Duration::from_secs(5),
+            bad_request_rate: 120,
+            bad_request_burst: 60,
         }
     }
 }
@@ -138,8 +158,12 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH` (embedded, one node) or `postgres://USER@HOST:PORT/DB` (many nodes).
     pub url: String,
     pub pool_size: u32,
+    /// How long opening a connection may take (at start-up, and the pool's own attempts).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How long a request waits for a free pooled connection before it is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
     /// SQLite: how long a writer waits for the lock.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
@@ -153,6 +177,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://fedhub.db".into(),
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
             migrate_on_start: true,
         }
@@ -388,6 +413,30 @@ impl Config {
         if self.database.pool_size == 0 {
             return Err(ConfigError::new("database.pool_size", "must be at least 1"));
         }
+        if self.database.acquire_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "database.acquire_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if self.connectors.upstream_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "connectors.upstream_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if self.server.retry_after < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "server.retry_after",
+                "must be at least 1s (Retry-After is in whole seconds)",
+            ));
+        }
+        if self.server.bad_request_rate > 0 && self.server.bad_request_burst == 0 {
+            return Err(ConfigError::new(
+                "server.bad_request_burst",
+                "must be at least 1 when server.bad_request_rate is set (0 turns the limit off)",
+            ));
+        }
         if self.cookies.same_site == SameSite::None && !self.cookies.secure {
             return Err(ConfigError::new(
                 "cookies.same_site",
@@ -530,6 +579,24 @@ impl Config {
         fedhub_metadata::AtRestKey::from_base64(text.trim())
             .map(Some)
             .map_err(|e| ConfigError::new(key, e.to_string()))
+    }
+
+    /// Requests this node handles at once: `server.max_in_flight`, or when that is 0,
+    /// 16 per core plus 8 per pooled database connection, at least 64. Requests mostly wait
+    /// (on the database, an upstream provider) rather than compute, so a node holds many more
+    /// than it has cores; the bound is what keeps a flood from queueing without end.
+    pub fn max_in_flight(&self) -> usize {
+        if self.server.max_in_flight > 0 {
+            return self.server.max_in_flight;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (16 * cores + 8 * self.database.pool_size as usize).max(64)
+    }
+
+    /// `Retry-After` in whole seconds, rounded up.
+    pub fn retry_after_secs(&self) -> u64 {
+        let d = self.server.retry_after;
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
     }
 
     /// The public base URL without a trailing slash.
@@ -715,6 +782,27 @@ mod tests {
         assert_eq!(e.key, "keys.at_rest_key");
         let e = load_str("[tokens]\nauthorization_code_ttl = \"1h\"\n", &[]).unwrap_err();
         assert_eq!(e.key, "tokens.authorization_code_ttl");
+    }
+
+    #[test]
+    fn overload_settings_are_checked_and_the_bound_is_derived() {
+        let c = load_str("", &[]).unwrap();
+        assert!(c.max_in_flight() >= 64);
+        assert_eq!(c.retry_after_secs(), 5);
+        let c = load_str(
+            "[server]\nmax_in_flight = 3\nretry_after = \"1500ms\"\n",
+            &[("FEDHUB_SERVER_BAD_REQUEST_RATE", "0")],
+        )
+        .unwrap();
+        assert_eq!(c.max_in_flight(), 3);
+        assert_eq!(c.retry_after_secs(), 2, "rounded up to whole seconds");
+        assert_eq!(c.server.bad_request_rate, 0);
+        let e = load_str("[server]\nretry_after = \"0s\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.retry_after");
+        let e = load_str("[server]\nbad_request_burst = 0\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.bad_request_burst");
+        let e = load_str("[database]\nacquire_timeout = \"0s\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "database.acquire_timeout");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! field and the rule, and leaves nothing half-written.
 
 use clap::Parser;
+use diesel::connection::SimpleConnection as _;
 use fedhub::cli::{run, Cli, Failure};
 use fedhub::Error;
 
@@ -1099,4 +1100,284 @@ fn rp_claim_switch_and_webhook_from_the_command_line() {
     assert_eq!(rp_row().webhook_url, None);
     assert_eq!(c.audit("rp.webhook.set").last().unwrap().outcome, "success");
     assert_eq!(c.audit("rp.claim").len(), 2);
+}
+
+/// A database as a hub holds it: the shipped agencies, a citizen and an OIDC gateway.
+fn seed_for_backup(s: &Scratch) {
+    s.run(&["agency", "import-builtin"]).unwrap();
+    s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "citizen",
+        "--name",
+        "Nguyễn Văn An",
+        "--national-id",
+        "001204012345",
+    ])
+    .unwrap();
+    s.run(&[
+        "rp",
+        "add-oidc",
+        "--owner",
+        "000.00.00.H49",
+        "--redirect-uri",
+        "https://gateway.quangninh.example/cb",
+        "--client-id",
+        "cong-dvc-quang-ninh",
+    ])
+    .unwrap();
+}
+
+fn sqlite_env(path: &std::path::Path) -> Vec<(String, String)> {
+    vec![(
+        "FEDHUB_DATABASE_URL".into(),
+        format!("sqlite://{}", path.display()),
+    )]
+}
+
+fn store_at(path: &std::path::Path) -> fedhub::store::Store {
+    fedhub::store::Store::connect(&format!("sqlite://{}", path.display()), &Default::default())
+        .unwrap()
+}
+
+/// (accounts, relying parties) in a database.
+fn counts(store: &fedhub::store::Store) -> (i64, usize) {
+    store
+        .read(|c| {
+            Ok((
+                fedhub::directory::accounts::count(c)?,
+                fedhub::rp::list(c)?.len(),
+            ))
+        })
+        .unwrap()
+}
+
+/// Files in the scratch folder: a refused restore leaves no staged copy behind.
+fn listing(s: &Scratch) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn backup_while_the_database_is_open_then_restore_into_a_fresh_path() {
+    let s = Scratch::new();
+    seed_for_backup(&s);
+    // Held open as `fedhub serve` holds it: the last write is still only in the -wal file,
+    // where a copy of fedhub.db would miss it.
+    let live = s.store();
+    let late = fedhub::directory::accounts::AccountInput {
+        kind: "citizen".into(),
+        display_name: "Trần Thị Bình".into(),
+        national_id: Some("079303001234".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    live.write(|c| fedhub::directory::accounts::add(c, &late, crate::support::NOW))
+        .unwrap();
+    let wal = s.dir.path().join("cli.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the write is in the WAL"
+    );
+
+    let backup = s.dir.path().join("backup.db");
+    let backup_s = backup.display().to_string();
+    let ran = s.process(&["backup", &backup_s], &s.env());
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains(&format!("wrote {backup_s}: "))
+            && ran.stdout.contains("bytes, schema 2026")
+            && ran.stdout.contains("2 account(s), 1 relying party"),
+        "{}",
+        ran.stdout
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+    }
+
+    let fresh = s.dir.path().join("restored").join("fedhub.db");
+    std::fs::create_dir(fresh.parent().unwrap()).unwrap();
+    s.run_env(&["restore", &backup_s], sqlite_env(&fresh))
+        .unwrap();
+    let restored = store_at(&fresh);
+    assert_eq!(counts(&restored), counts(&live));
+    assert_eq!(counts(&restored), (2, 1));
+    // What a sign-in needs: the gateway's registration and the person from the WAL.
+    let gateway = restored
+        .read(|c| fedhub::rp::by_entity_id(c, "cong-dvc-quang-ninh"))
+        .unwrap()
+        .expect("the gateway is registered");
+    assert_eq!(gateway.owner_agency_code, "000.00.00.H49");
+    let found = restored
+        .read(|c| fedhub::directory::accounts::find(c, "079303001234", 5))
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].display_name, "Trần Thị Bình");
+    // Both are in the audit log: the backup in the live database, the restore in the new one.
+    let backed = live.read(|c| fedhub::audit::tail(c, 5)).unwrap();
+    let entry = backed.last().unwrap();
+    assert_eq!(
+        (entry.action.as_str(), entry.outcome.as_str()),
+        ("database.backup", "success")
+    );
+    assert_eq!(entry.target.as_deref(), Some(backup_s.as_str()));
+    let entry = restored.read(|c| fedhub::audit::tail(c, 1)).unwrap();
+    assert_eq!(
+        (entry[0].action.as_str(), entry[0].outcome.as_str()),
+        ("database.restore", "success")
+    );
+}
+
+#[test]
+fn backup_and_restore_refuse_what_they_cannot_do_safely_and_change_nothing() {
+    let s = Scratch::new();
+    // Nothing to back up: no database file is created for it.
+    let backup = s.dir.path().join("backup.db");
+    let backup_s = backup.display().to_string();
+    match s.run(&["backup", &backup_s]) {
+        Err(Failure::App(e @ Error::NotFound { .. })) => assert_eq!(e.exit_code(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert!(listing(&s).is_empty(), "{:?}", listing(&s));
+
+    seed_for_backup(&s);
+    s.run(&["backup", &backup_s]).unwrap();
+    let taken = std::fs::read(&backup).unwrap();
+    // A backup never overwrites a file.
+    match s.run(&["backup", &backup_s]) {
+        Err(Failure::App(e @ Error::Conflict { .. })) => {
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("already exists"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&backup).unwrap(), taken);
+
+    let target = s.dir.path().join("cli.db");
+    let before = counts(&s.store());
+    // Every refusal: exit 2, the target as it was, no staged copy left in the folder.
+    let check = |file: &std::path::Path, force: bool| -> String {
+        let files = listing(&s);
+        let mut args = vec!["restore".to_string(), file.display().to_string()];
+        if force {
+            args.push("--force".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = s.run(&args);
+        assert_eq!(counts(&s.store()), before, "nothing changed");
+        assert_eq!(listing(&s), files, "no staged copy left behind");
+        match r {
+            Err(Failure::App(e @ (Error::Invalid { .. } | Error::Conflict { .. }))) => {
+                assert_eq!(e.exit_code(), 2);
+                e.to_string()
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+
+    // Not a database at all, and an SQLite database that is not fedhub's.
+    let text = std::path::PathBuf::from(s.file("notes.txt", "not a database\n"));
+    let why = check(&text, true);
+    assert!(why.contains("not a fedhub SQLite database"), "{why}");
+    let other_db = s.dir.path().join("other.db");
+    fedhub::store::establish(&format!("sqlite://{}", other_db.display()))
+        .unwrap()
+        .batch_execute("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('x');")
+        .unwrap();
+    let why = check(&other_db, true);
+    assert!(
+        why.contains("not a fedhub SQLite database") && why.contains("__diesel_schema_migrations"),
+        "{why}"
+    );
+
+    // A damaged copy: pages overwritten in the middle.
+    let damaged = s.dir.path().join("damaged.db");
+    let mut bytes = taken.clone();
+    let page = 4096;
+    let mut at = 2 * page;
+    while at + 64 < bytes.len() {
+        bytes[at..at + 64].fill(0xA5);
+        at += 3 * page;
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    let why = check(&damaged, true);
+    assert!(why.contains("damaged"), "{why}");
+
+    // A backup from a newer fedhub: a migration this binary does not know.
+    let newer = s.dir.path().join("newer.db");
+    std::fs::write(&newer, &taken).unwrap();
+    fedhub::store::establish(&format!("sqlite://{}", newer.display()))
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000000');",
+        )
+        .unwrap();
+    let why = check(&newer, true);
+    assert!(
+        why.contains("newer fedhub") && why.contains("20991231000000"),
+        "{why}"
+    );
+
+    // A good backup, but the target holds data: only with --force, and never while open.
+    let why = check(&backup, false);
+    assert!(
+        why.contains("holds data") && why.contains("--force"),
+        "{why}"
+    );
+    let held = s.store();
+    held.read(fedhub::directory::accounts::count).unwrap();
+    let why = check(&backup, true);
+    assert!(why.contains("in use"), "{why}");
+    drop(held);
+    // Now it goes: an account added after the backup is gone again.
+    s.run(&[
+        "account",
+        "add",
+        "--kind",
+        "citizen",
+        "--name",
+        "Lê Văn Cường",
+        "--national-id",
+        "001099012345",
+    ])
+    .unwrap();
+    s.run(&["restore", &backup_s, "--force"]).unwrap();
+    assert_eq!(counts(&store_at(&target)), before);
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        taken,
+        "the backup file is only read"
+    );
+}
+
+#[test]
+fn backup_and_restore_on_postgresql_point_to_pg_dump() {
+    let s = Scratch::new();
+    let env = vec![(
+        "FEDHUB_DATABASE_URL".to_string(),
+        crate::support::postgres_url(),
+    )];
+    let file = s.dir.path().join("pg.dump").display().to_string();
+    for command in ["backup", "restore"] {
+        let ran = s.process(&[command, &file], &env);
+        assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("pg_dump")
+                && ran.stderr.contains("pg_restore")
+                && ran.stderr.contains("docs/operations.md"),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert!(listing(&s).is_empty(), "nothing written");
 }

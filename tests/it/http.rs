@@ -495,6 +495,7 @@ async fn admin_api_answers_503_problem_json_when_the_database_cannot_be_reached(
     let opts = fedhub::store::StoreOptions {
         pool_size: 1,
         connect_timeout: std::time::Duration::from_millis(300),
+        acquire_timeout: std::time::Duration::from_millis(300),
         ..Default::default()
     };
     let store = fedhub::store::Store::connect(&url, &opts).unwrap();

@@ -58,9 +58,13 @@ impl std::ops::Deref for TestStore {
 
 /// A fresh SQLite database file (not :memory:, so the pool's connections share it).
 pub fn sqlite_unmigrated() -> TestStore {
+    sqlite_unmigrated_with(&StoreOptions::default())
+}
+
+fn sqlite_unmigrated_with(opts: &StoreOptions) -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let store = Store::connect(&url, &StoreOptions::default()).unwrap();
+    let store = Store::connect(&url, opts).unwrap();
     TestStore {
         store,
         url,
@@ -70,6 +74,13 @@ pub fn sqlite_unmigrated() -> TestStore {
 
 pub fn sqlite() -> TestStore {
     let s = sqlite_unmigrated();
+    s.migrate().unwrap();
+    s
+}
+
+/// [`sqlite`] with its pool set by `opts`.
+pub fn sqlite_with(opts: &StoreOptions) -> TestStore {
+    let s = sqlite_unmigrated_with(opts);
     s.migrate().unwrap();
     s
 }
@@ -86,6 +97,14 @@ pub fn postgres_url() -> String {
 
 /// A fresh schema in the test database, migrated, dropped afterwards.
 pub fn postgres() -> TestStore {
+    postgres_with(&StoreOptions {
+        pool_size: 3, // small: the suite runs many schemas at once against one server
+        ..Default::default()
+    })
+}
+
+/// [`postgres`] with its pool set by `opts`.
+pub fn postgres_with(opts: &StoreOptions) -> TestStore {
     use diesel::connection::SimpleConnection;
     let base = postgres_url();
     let schema = format!("fedhub_t_{}", uuid::Uuid::new_v4().simple());
@@ -96,14 +115,7 @@ pub fn postgres() -> TestStore {
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-    let store = Store::connect(
-        &url,
-        &StoreOptions {
-            pool_size: 3, // small: the suite runs many schemas at once against one server
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = Store::connect(&url, opts).unwrap();
     store.migrate().unwrap();
     TestStore {
         store,

@@ -16,6 +16,8 @@ pub struct AuthSession {
     pub request: RpRequest,
     pub connector_id: Option<String>,
     pub connector_state: Option<String>,
+    /// When the relying party's request started this login.
+    pub created_at: i64,
     pub expires_at: i64,
 }
 
@@ -41,7 +43,7 @@ pub fn create(conn: &mut Db, request: &RpRequest, ttl: i64, now: i64) -> Result<
     Ok(handle)
 }
 
-type Row = (String, Option<String>, Option<String>, i64);
+type Row = (String, Option<String>, Option<String>, i64, i64);
 
 /// Loads a live (unexpired, unconsumed) session.
 pub fn load(conn: &mut Db, handle: &str, now: i64) -> Result<AuthSession> {
@@ -53,16 +55,19 @@ pub fn load(conn: &mut Db, handle: &str, now: i64) -> Result<AuthSession> {
             a::request,
             a::connector_id,
             a::connector_state,
+            a::created_at,
             a::expires_at,
         ))
         .get_result(conn)
         .optional()?;
-    let (request, connector_id, connector_state, expires_at) = row.ok_or_else(expired)?;
+    let (request, connector_id, connector_state, created_at, expires_at) =
+        row.ok_or_else(expired)?;
     let request = serde_json::from_str(&request).map_err(Error::internal)?;
     Ok(AuthSession {
         request,
         connector_id,
         connector_state,
+        created_at,
         expires_at,
     })
 }

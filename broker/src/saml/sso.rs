@@ -316,6 +316,22 @@ pub async fn answer(
     session: SsoSession,
     set_sso: Option<HeaderValue>,
 ) -> Result<Response, WebError> {
+    answer_telling(state, headers, rp, settings, request, session, set_sso)
+        .await?
+        .1
+}
+
+/// [`answer`], also telling why the person was refused (`None`: the Response was sent).
+/// The outer error is a failure to answer at all.
+pub(crate) async fn answer_telling(
+    state: AppState,
+    headers: &HeaderMap,
+    rp: RelyingParty,
+    settings: SamlSettings,
+    request: RpRequest,
+    session: SsoSession,
+    set_sso: Option<HeaderValue>,
+) -> Result<(Option<Refusal>, Result<Response, WebError>), WebError> {
     let now = state.clock.now();
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
@@ -409,8 +425,8 @@ pub async fn answer(
     let xml = match outcome {
         Ok(xml) => xml,
         // IsPassive forbids showing a page: the SP gets a signed refusal instead.
-        Err(_) if passive => {
-            return Ok(error_answer(
+        Err(refusal) if passive => {
+            let res = error_answer(
                 &state,
                 &rp,
                 &original,
@@ -419,15 +435,16 @@ pub async fn answer(
                 "not allowed to use this service",
                 headers,
             )
-            .await?);
+            .await?;
+            return Ok((Some(refusal), Ok(res)));
         }
-        Err(refusal) => return Err(refusal_page(refusal)),
+        Err(refusal) => return Ok((Some(refusal), Err(refusal_page(refusal)))),
     };
     let mut res = post_page(&state, headers, &rp, &acs_url, &xml, relay_state.as_deref())?;
     if let Some(c) = set_sso {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
-    Ok(res)
+    Ok((None, Ok(res)))
 }
 
 pub fn refusal_page(refusal: Refusal) -> WebError {

@@ -9,6 +9,7 @@
 //! re-prepares a cached statement whose LIMIT is a bound parameter at every use (measured at
 //! about a tenth of the hub's CPU under login load).
 
+pub mod backup;
 pub mod counters;
 pub mod replay;
 pub mod schema;
@@ -61,7 +62,10 @@ fn sqlite_path(url: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub pool_size: u32,
+    /// Opening a connection (at start-up, and the pool's own attempts).
     pub connect_timeout: Duration,
+    /// Waiting for a free pooled connection ([`Store::conn`]); then `Unavailable`.
+    pub acquire_timeout: Duration,
     pub busy_timeout: Duration,
 }
 
@@ -70,6 +74,7 @@ impl Default for StoreOptions {
         StoreOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
         }
     }
@@ -142,6 +147,9 @@ pub struct Store {
     /// to 100 ms and so made the slowest logins wait a quarter of a second under load.
     sqlite_writers: std::sync::Arc<parking_lot::FairMutex<()>>,
     busy_timeout: Duration,
+    acquire_timeout: Duration,
+    /// Requests that found no free connection within `acquire_timeout` (for `/metrics`).
+    acquire_timeouts: prometheus_client::metrics::counter::Counter,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,6 +195,8 @@ impl Store {
             engine,
             sqlite_writers: Default::default(),
             busy_timeout: opts.busy_timeout,
+            acquire_timeout: opts.acquire_timeout,
+            acquire_timeouts: Default::default(),
         })
     }
 
@@ -194,8 +204,25 @@ impl Store {
         self.engine
     }
 
+    /// A pooled connection, waiting at most `acquire_timeout` for one to be free. Every
+    /// connection busy that long (a node over its capacity) or none openable (the database
+    /// down) is `Unavailable`: a 503 with `Retry-After` at the HTTP edge, not a 500.
     pub fn conn(&self) -> Result<Pooled> {
-        Ok(self.pool.get()?)
+        self.pool.get_timeout(self.acquire_timeout).map_err(|e| {
+            self.acquire_timeouts.inc();
+            let state = self.pool.state();
+            Error::Unavailable(format!(
+                "no database connection within {} ms ({} of {} in use): {e}",
+                self.acquire_timeout.as_millis(),
+                state.connections - state.idle_connections,
+                self.pool.max_size(),
+            ))
+        })
+    }
+
+    /// How many times [`Store::conn`] gave up waiting (counted in `/metrics`).
+    pub fn acquire_timeouts(&self) -> prometheus_client::metrics::counter::Counter {
+        self.acquire_timeouts.clone()
     }
 
     /// Applies pending migrations; returns how many ran.

@@ -227,6 +227,7 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
         };
         let mut out = problem(status, &e);
         *out.status_mut() = status;
+        copy_header(&res, &mut out, header::RETRY_AFTER);
         return add_request_id_to_problem(out, &page.request_id).await;
     }
     // Already machine-readable (problem+json, or JSON such as /readyz): leave it alone.
@@ -256,6 +257,7 @@ pub async fn finish_errors(State(state): State<AppState>, req: Request, next: Ne
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
             copy_header(&res, &mut out, header::ALLOW);
+            copy_header(&res, &mut out, header::RETRY_AFTER);
             out
         }
         Err(e) => {

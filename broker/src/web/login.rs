@@ -24,11 +24,8 @@ use super::error::WebError;
 use super::{cookies, page_context, request_id_of, AppState};
 use crate::audit::{self, Event, Outcome};
 use crate::error::Error;
-use crate::login::{auth_session, resolve, sso, Answer};
+use crate::login::{auth_session, resolve, sso, Answer, LoginOutcome, LoginResult};
 use crate::upstream::{self, Connector};
-
-/// How long the hub waits for an upstream provider.
-const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -374,7 +371,12 @@ async fn certificate_answer(
             let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
             let crls = state
                 .crls
-                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .get(
+                    &state.http,
+                    &urls,
+                    now,
+                    state.config.connectors.upstream_timeout,
+                )
                 .await;
             certificate::verify(&cfg, &expected, &answer, &crls, now, &connector.id)
         }
@@ -408,13 +410,8 @@ async fn certificate_tls(
     }
     let cfg = CertificateConfig::parse(&connector.config).map_err(Error::internal)?;
     let now = state.clock.now();
-    let from_proxy = peer.is_some_and(|p| {
-        state
-            .config
-            .connectors
-            .trusted_proxies
-            .contains(&(p.0).0.ip())
-    });
+    let from_proxy =
+        peer.is_some_and(|p| super::client::is_trusted_proxy(&state.config, (p.0).0.ip()));
     let identity = if !from_proxy {
         Err(ConnectorError::Invalid(
             "a client certificate is accepted only from the hub's own TLS proxy".into(),
@@ -431,7 +428,12 @@ async fn certificate_tls(
                     certificate::trusted_crl_urls_of_chain(&cfg, &chain, now).unwrap_or_default();
                 let crls = state
                     .crls
-                    .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                    .get(
+                        &state.http,
+                        &urls,
+                        now,
+                        state.config.connectors.upstream_timeout,
+                    )
                     .await;
                 certificate::verify_presented(&cfg, &chain, &crls, now, &connector.id).map_err(
                     |e| match e {
@@ -538,7 +540,7 @@ async fn simpki_phone(
         &msisdn,
         &challenge,
         &display,
-        UPSTREAM_TIMEOUT,
+        state.config.connectors.upstream_timeout,
     )
     .await
     .map_err(upstream_page)?;
@@ -579,7 +581,7 @@ async fn simpki_wait(
         &provider,
         &pending.transaction_id,
         &pending.challenge,
-        UPSTREAM_TIMEOUT,
+        state.config.connectors.upstream_timeout,
     )
     .await;
     let identity = match polled {
@@ -606,7 +608,12 @@ async fn simpki_wait(
             let urls = certificate::trusted_crl_urls(&cfg, &answer, now).unwrap_or_default();
             let crls = state
                 .crls
-                .get(&state.http, &urls, now, UPSTREAM_TIMEOUT)
+                .get(
+                    &state.http,
+                    &urls,
+                    now,
+                    state.config.connectors.upstream_timeout,
+                )
                 .await;
             certificate::verify(&cfg, &pending.challenge, &answer, &crls, now, &connector.id)
                 .map(simpki::as_simpki)
@@ -637,8 +644,15 @@ async fn provider(
             return Ok(hit);
         }
     }
-    let meta = upstream_oidc::discover(&state.http, issuer, UPSTREAM_TIMEOUT).await?;
-    let keys = upstream_oidc::fetch_jwks(&state.http, &meta, UPSTREAM_TIMEOUT).await?;
+    let meta = upstream_oidc::discover(
+        &state.http,
+        issuer,
+        state.config.connectors.upstream_timeout,
+    )
+    .await?;
+    let keys =
+        upstream_oidc::fetch_jwks(&state.http, &meta, state.config.connectors.upstream_timeout)
+            .await?;
     state.providers.put(issuer, now, meta.clone(), keys.clone());
     Ok((meta, keys))
 }
@@ -695,25 +709,21 @@ async fn oidc_callback(
     let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
     let outcome = async {
         let (meta, keys) = provider(&state, &up.issuer, false).await?;
-        let tokens =
-            upstream_oidc::exchange(&state.http, &up, &meta, &cb, &pending, UPSTREAM_TIMEOUT)
-                .await?;
+        let tokens = upstream_oidc::exchange(
+            &state.http,
+            &up,
+            &meta,
+            &cb,
+            &pending,
+            state.config.connectors.upstream_timeout,
+        )
+        .await?;
         let id = |keys: Vec<serde_json::Value>| {
             let (up, meta, tokens, pending, cid) = (&up, &meta, &tokens, &pending, &connector.id);
-            let http = &state.http;
+            let (http, timeout) = (&state.http, state.config.connectors.upstream_timeout);
             async move {
-                upstream_oidc::identity(
-                    http,
-                    up,
-                    meta,
-                    &keys,
-                    tokens,
-                    pending,
-                    cid,
-                    now,
-                    UPSTREAM_TIMEOUT,
-                )
-                .await
+                upstream_oidc::identity(http, up, meta, &keys, tokens, pending, cid, now, timeout)
+                    .await
             }
         };
         match id(keys).await {
@@ -753,8 +763,16 @@ enum Step {
     UpstreamFailed(ConnectorError),
 }
 
+/// What the metrics need of the login being finished.
+struct Started {
+    protocol: &'static str,
+    rp: String,
+    created_at: i64,
+}
+
 /// Upstream identity → account → SSO session → answer, with the auth session consumed, in one
-/// transaction: a replayed callback finds the login already used.
+/// transaction: a replayed callback finds the login already used. Each login that gets this
+/// far is counted once in the metrics, with how it ended.
 pub(crate) async fn finish(
     state: &AppState,
     headers: &HeaderMap,
@@ -766,12 +784,25 @@ pub(crate) async fn finish(
     let request_id = request_id_of(headers);
     let sso_ttl = state.config.sessions.sso_session_ttl.as_secs() as i64;
     let oidc_ctx = crate::oidc::authorize::AnswerContext::of(state, headers)?;
-    let (h, connector_id) = (handle.to_string(), connector_id.to_string());
-    let outcome = state
+    let (h, connector) = (handle.to_string(), connector_id.to_string());
+    let (step, started) = state
         .store
         .write_async(move |c| {
             let session = auth_session::consume(c, &h, now)
                 .map_err(|e| Error::invalid("login", e.to_string()))?;
+            let connector_id = connector;
+            let rp = match session.request.answer {
+                Answer::Console { .. } => None,
+                _ => Some(crate::rp::get(c, &session.request.rp_id)?),
+            };
+            let started = Started {
+                protocol: session.request.answer.protocol(),
+                rp: rp.as_ref().map_or_else(
+                    || crate::login::CONSOLE.to_string(),
+                    |r| r.entity_id.clone(),
+                ),
+                created_at: session.created_at,
+            };
             let identity = match identity {
                 Ok(identity) => identity,
                 Err(e) => {
@@ -781,15 +812,15 @@ pub(crate) async fn finish(
                         .detail(e.to_string())
                         .request(Some(request_id.clone()));
                     audit::record(c, &event, now)?;
-                    return Ok(match e {
-                        ConnectorError::Refused(_)
-                            if !matches!(session.request.answer, Answer::Console { .. }) =>
-                        {
-                            let rp = crate::rp::get(c, &session.request.rp_id)?;
-                            Step::UpstreamRefused(session.request, rp)
-                        }
-                        other => Step::UpstreamFailed(other),
-                    });
+                    return Ok((
+                        match (e, rp) {
+                            (ConnectorError::Refused(_), Some(rp)) => {
+                                Step::UpstreamRefused(session.request, rp)
+                            }
+                            (other, _) => Step::UpstreamFailed(other),
+                        },
+                        started,
+                    ));
                 }
             };
             let account = match resolve::account_for(c, &identity, now)? {
@@ -801,7 +832,7 @@ pub(crate) async fn finish(
                         .detail(refusal.as_str())
                         .request(Some(request_id.clone()));
                     audit::record(c, &event, now)?;
-                    return Ok(Step::Refused(refusal));
+                    return Ok((Step::Refused(refusal), started));
                 }
             };
             let (cookie, sso_session) = sso::start(
@@ -820,10 +851,13 @@ pub(crate) async fn finish(
                 .target(connector_id.clone())
                 .request(Some(request_id.clone()));
             audit::record(c, &event, now)?;
-            if let Answer::Console { return_to } = &session.request.answer {
-                return Ok(Step::Console(return_to.clone(), cookie));
-            }
-            let rp = crate::rp::get(c, &session.request.rp_id)?;
+            let rp = match (&session.request.answer, rp) {
+                (Answer::Console { return_to }, _) => {
+                    return Ok((Step::Console(return_to.clone(), cookie), started));
+                }
+                (_, Some(rp)) => rp,
+                (_, None) => return Err(Error::internal("a login without its relying party")),
+            };
             if matches!(session.request.answer, Answer::Oidc { .. }) {
                 // The code is stored with the sign-in: one transaction for the whole step.
                 let settings = crate::rp::oidc::settings(&rp)?;
@@ -835,20 +869,52 @@ pub(crate) async fn finish(
                     &session.request,
                     &sso_session,
                 )?;
-                return Ok(Step::OidcAnswered(session.request, outcome, cookie));
+                return Ok((
+                    Step::OidcAnswered(session.request, outcome, cookie),
+                    started,
+                ));
             }
-            Ok(Step::SignedIn(session.request, rp, sso_session, cookie))
+            Ok((
+                Step::SignedIn(session.request, rp, sso_session, cookie),
+                started,
+            ))
         })
         .await
         .map_err(|e| match e {
             Error::Invalid { ref field, .. } if field == "login" => expired(e),
             other => WebError::page(other),
         })?;
-    let mut res = match outcome {
+    let (outcome, res) = answer_step(state, headers, step).await;
+    state.metrics.login(&LoginResult {
+        protocol: started.protocol,
+        rp: started.rp,
+        connector: connector_id.to_string(),
+        outcome,
+        seconds: now - started.created_at,
+    });
+    let mut res = res?;
+    if let Some(c) = cookies::clear_login(&state.config) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(res)
+}
+
+/// The answer to a finished login, and how the login ended.
+async fn answer_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    step: Step,
+) -> (LoginOutcome, Result<Response, WebError>) {
+    // A failure to answer (signing, the database) is the hub's.
+    let failed = |e: WebError| (LoginOutcome::Error("internal"), Err(e));
+    match step {
         Step::SignedIn(request, rp, session, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);
-            let settings = crate::rp::saml::settings(&rp)?;
-            crate::saml::sso::answer(
+            let settings = match crate::rp::saml::settings(&rp) {
+                Ok(s) => s,
+                Err(e) => return failed(e.into()),
+            };
+            match crate::saml::sso::answer_telling(
                 state.clone(),
                 headers,
                 rp,
@@ -857,27 +923,49 @@ pub(crate) async fn finish(
                 session,
                 set_sso,
             )
-            .await?
+            .await
+            {
+                Ok((None, res)) => (LoginOutcome::Success, res),
+                Ok((Some(refusal), res)) => (LoginOutcome::Refused(refusal.as_str()), res),
+                Err(e) => failed(e),
+            }
         }
         Step::Console(return_to, cookie) => {
             let mut res = Redirect::to(&return_to).into_response();
             if let Some(c) = cookies::sso(&state.config, &cookie) {
                 res.headers_mut().append(header::SET_COOKIE, c);
             }
-            res
+            (LoginOutcome::Success, Ok(res))
         }
         Step::OidcAnswered(request, outcome, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);
-            crate::oidc::authorize::respond(state, &request, outcome, set_sso)?
+            let ended = match &outcome {
+                Ok(_) => LoginOutcome::Success,
+                Err(refusal) => LoginOutcome::Refused(refusal.as_str()),
+            };
+            match crate::oidc::authorize::respond(state, &request, outcome, set_sso) {
+                // A refusal is answered with its page: still the refusal, not a failure.
+                Err(e) if ended != LoginOutcome::Success => (ended, Err(e)),
+                Err(e) => failed(e),
+                Ok(res) => (ended, Ok(res)),
+            }
         }
-        Step::Refused(refusal) => return Err(crate::saml::sso::refusal_page(refusal)),
-        Step::UpstreamFailed(why) => return Err(upstream_page(why)),
+        Step::Refused(refusal) => (
+            LoginOutcome::Refused(refusal.as_str()),
+            Err(crate::saml::sso::refusal_page(refusal)),
+        ),
+        Step::UpstreamFailed(why) => (LoginOutcome::of_upstream(&why), Err(upstream_page(why))),
         Step::UpstreamRefused(request, _) if matches!(request.answer, Answer::Oidc { .. }) => {
-            crate::oidc::authorize::upstream_failed(state, &request)?
+            let ended = LoginOutcome::Refused("upstream_refused");
+            match crate::oidc::authorize::upstream_failed(state, &request) {
+                Ok(res) => (ended, Ok(res)),
+                Err(e) => failed(e),
+            }
         }
         Step::UpstreamRefused(request, rp) => {
             use crate::saml::response::{STATUS_AUTHN_FAILED, STATUS_RESPONDER};
-            crate::saml::sso::error_answer(
+            let ended = LoginOutcome::Refused("upstream_refused");
+            match crate::saml::sso::error_answer(
                 state,
                 &rp,
                 &request,
@@ -886,11 +974,11 @@ pub(crate) async fn finish(
                 "the sign-in did not succeed",
                 headers,
             )
-            .await?
+            .await
+            {
+                Ok(res) => (ended, Ok(res)),
+                Err(e) => failed(e.into()),
+            }
         }
-    };
-    if let Some(c) = cookies::clear_login(&state.config) {
-        res.headers_mut().append(header::SET_COOKIE, c);
     }
-    Ok(res)
 }

@@ -1,10 +1,12 @@
 //! The HTTP server: one axum `Router` per module, merged here, wrapped in the layers every
 //! request passes (request id, tracing, metrics, timeouts, body limit, panic catcher,
-//! security headers, error pages).
+//! security headers, error pages, the in-flight bound and the per-address limit of failing
+//! requests).
 
 pub mod admin_api;
 pub mod api;
 pub mod claim;
+pub mod client;
 pub mod console;
 pub mod conversion_api;
 pub mod cookies;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod login;
 pub mod metrics;
+pub mod overload;
 pub mod pages;
 
 use std::net::SocketAddr;
@@ -47,6 +50,8 @@ pub struct AppState {
     pub pages: Pages,
     pub clock: SharedClock,
     pub metrics: metrics::Metrics,
+    /// The in-flight bound and the per-address limit of failing requests.
+    pub guards: Arc<overload::Guards>,
     /// Opens the sealed signing keys; `None` when no at-rest key is configured.
     pub vault: Option<Arc<fedhub_metadata::AtRestKey>>,
     /// Opened OIDC signing keys (by kid, which never changes meaning).
@@ -65,12 +70,14 @@ impl AppState {
             .at_rest_key()
             .map_err(|e| Error::invalid(e.key, e.problem))?
             .map(Arc::new);
+        let metrics = metrics::Metrics::new(store.acquire_timeouts());
         Ok(AppState {
+            guards: Arc::new(overload::Guards::new(&config)),
             config: Arc::new(config),
             store,
             pages: Pages::load()?,
             clock,
-            metrics: metrics::Metrics::new(),
+            metrics,
             vault,
             oidc_signers: Default::default(),
             providers: Default::default(),
@@ -166,7 +173,19 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             config.server.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(config.server.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            overload::shed,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            overload::limit_failures,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), finish_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            overload::retry_after,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), remember_lang))
         .layer(middleware::from_fn_with_state(
             state.clone(),
