@@ -5,6 +5,7 @@
 
 import { appendFileSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 
 export const STEP_TIMEOUT_MS = 15_000;
 
@@ -345,4 +346,34 @@ export async function tabToButtons(page, what, names, press) {
   const f = await focused();
   if (!f || f.name !== press) fail(`${what}: Shift+Tab did not come back to "${press}" (${f && f.name})`);
   await page.keyboard.press('Enter');
+}
+
+/** Says why a run failed: the step, the reason, the page it was on with its text and a
+ *  screenshot, and the error answers seen; returns the exit code (1). */
+export async function reportFailure(e, { page, screenshots, current, steps, errors, browser }) {
+  const why = e instanceof Failure ? e.message : e.stack || String(e);
+  console.error(`e2e: FAILED at step "${current}": ${why}`);
+  if (page) {
+    console.error(`e2e: the page was ${page.url()}`);
+    const text = await page.locator('body').innerText({ timeout: 2000 }).catch(() => '');
+    if (text) console.error(`e2e: its text: ${text.replace(/\s+/g, ' ').slice(0, 1500)}`);
+    const file = join(screenshots, `failure-${current}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+    console.error(`e2e: screenshot of the failure: ${file}`);
+  }
+  if (errors.length) console.error(`e2e: error answers seen: ${errors.join('; ')}`);
+  console.log(`e2e: ${steps.length} passed, 1 failed`);
+  if (browser) await browser.close().catch(() => {});
+  return 1;
+}
+
+/** Runs a script's `main` and exits with the code it returns. */
+export function exitWith(main) {
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`e2e: ${e instanceof Failure ? e.message : e.stack || e}`);
+      process.exit(1);
+    },
+  );
 }

@@ -29,7 +29,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  Failure,
+  exitWith,
+  reportFailure,
   STEP_TIMEOUT_MS,
   checkAccessibility,
   checkPhone,
@@ -311,27 +312,8 @@ async function main() {
     await browser.close();
     return 0;
   } catch (e) {
-    const why = e instanceof Failure ? e.message : e.stack || String(e);
-    console.error(`e2e: FAILED at step "${current}": ${why}`);
-    if (page) {
-      console.error(`e2e: the page was ${page.url()}`);
-      const text = await page.locator('body').innerText({ timeout: 2000 }).catch(() => '');
-      if (text) console.error(`e2e: its text: ${text.replace(/\s+/g, ' ').slice(0, 1500)}`);
-      const file = join(cfg.screenshots, `failure-${current}.png`);
-      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`e2e: screenshot of the failure: ${file}`);
-    }
-    if (errors.length) console.error(`e2e: error answers seen: ${errors.join('; ')}`);
-    console.log(`e2e: ${steps.length} passed, 1 failed`);
-    if (browser) await browser.close().catch(() => {});
-    return 1;
+    return reportFailure(e, { page, screenshots: cfg.screenshots, current, steps, errors, browser });
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(`e2e: ${e instanceof Failure ? e.message : e.stack || e}`);
-    process.exit(1);
-  },
-);
+exitWith(main);
