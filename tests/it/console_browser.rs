@@ -227,6 +227,25 @@ fn seed(store: &TestStore) -> Seeded {
     }
 }
 
+/// The browser script ran `steps` steps, each with its numbered screenshot in `shots`.
+pub(crate) fn every_step_ran(steps: usize, output: &str, shots: &Path) {
+    assert!(
+        output.contains(&format!("e2e: {steps} passed, 0 failed")),
+        "every step ran:\n{output}"
+    );
+    for n in 1..=steps {
+        let prefix = format!("{n:02}-");
+        assert!(
+            std::fs::read_dir(shots).unwrap().any(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.starts_with(&prefix) && name.ends_with(".png")
+            }),
+            "the screenshot of step {n} in {}",
+            shots.display()
+        );
+    }
+}
+
 /// Runs `node tests/e2e/<script> <json>` with a deadline; its output goes to files so that a
 /// chatty browser cannot block on a full pipe.
 pub(crate) fn run_browser(
@@ -339,21 +358,7 @@ async fn the_seed_workflow_in_headless_chromium() {
         "console in Chromium: {elapsed:?}, screenshots in {}",
         shots.display()
     );
-    assert!(
-        output.contains(&format!("e2e: {STEPS} passed, 0 failed")),
-        "every step ran:\n{output}"
-    );
-    for n in 1..=STEPS {
-        let prefix = format!("{n:02}-");
-        assert!(
-            std::fs::read_dir(&shots).unwrap().any(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                name.starts_with(&prefix) && name.ends_with(".png")
-            }),
-            "the screenshot of step {n} in {}",
-            shots.display()
-        );
-    }
+    every_step_ran(STEPS, &output, &shots);
 
     // What the browser did is in the database: the membership is activated, in the unit
     // picked in the tree, with the role ...
