@@ -50,7 +50,7 @@ impl Target {
     }
 }
 
-fn random_token(rng: &SystemRandom, bytes: usize) -> Result<String> {
+pub(crate) fn random_token(rng: &SystemRandom, bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     rng.fill(&mut buf)
         .map_err(|_| anyhow!("random generator failed"))?;
@@ -58,7 +58,7 @@ fn random_token(rng: &SystemRandom, bytes: usize) -> Result<String> {
 }
 
 /// Fails with the step, the status and the start of the body unless `r` has status `want`.
-async fn expect(r: Response, want: StatusCode, step: &str) -> Result<Response> {
+pub(crate) async fn expect(r: Response, want: StatusCode, step: &str) -> Result<Response> {
     if r.status() == want {
         return Ok(r);
     }
@@ -120,14 +120,45 @@ fn set_cookie(r: &Response, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Undoes the HTML escaping of an attribute value (minijinja escapes `/` too).
-fn unescape(s: &str) -> String {
-    s.replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+/// Undoes the HTML escaping of an attribute value (minijinja escapes `/` too): the named
+/// entities it writes and any numeric character reference.
+pub(crate) fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let tail = rest.get(at..).unwrap_or_default();
+        let reference = tail.find(';').and_then(|end| {
+            let name = tail.get(1..end)?;
+            let c = match name {
+                "quot" => '"',
+                "lt" => '<',
+                "gt" => '>',
+                "amp" => '&',
+                "apos" => '\'',
+                _ => {
+                    let code = match name.strip_prefix("#x").or(name.strip_prefix("#X")) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => name.strip_prefix('#')?.parse().ok()?,
+                    };
+                    char::from_u32(code)?
+                }
+            };
+            Some((c, end + 1))
+        });
+        match reference {
+            Some((c, len)) => {
+                out.push(c);
+                rest = tail.get(len..).unwrap_or_default();
+            }
+            None => {
+                out.push('&');
+                rest = tail.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The `action` of the login page's form that signs in as `national_id`.
@@ -148,6 +179,46 @@ fn payload(jwt: &str) -> Result<serde_json::Value> {
         .decode(part)
         .context("id_token payload is not base64url")?;
     serde_json::from_slice(&bytes).context("id_token payload is not JSON")
+}
+
+/// Steps shared by every protocol once the hub has sent the browser (`r`, the answer to
+/// `step`) to its login page: the login page (the demo connector's list of people), then the
+/// demo connector's form posted back to the hub. Returns the hub's answer to that post.
+pub(crate) async fn demo_sign_in(
+    http: &reqwest::Client,
+    base: &url::Url,
+    r: &Response,
+    step: &str,
+) -> Result<Response> {
+    let login_page = base.join(&location(r, step)?)?;
+    if !login_page.path().starts_with("/login/") {
+        bail!("{step}: redirected to {login_page}, not to a login page");
+    }
+    let handle =
+        set_cookie(r, LOGIN_COOKIE).ok_or_else(|| anyhow!("{step}: no {LOGIN_COOKIE} cookie"))?;
+    let cookie = format!("{LOGIN_COOKIE}={handle}");
+
+    let r = expect(
+        http.get(login_page.clone())
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .context("login page")?,
+        StatusCode::OK,
+        "login page",
+    )
+    .await?;
+    let html = r.text().await.context("login page")?;
+    let action = form_action(&html, NATIONAL_ID)
+        .ok_or_else(|| anyhow!("login page: no sign-in form for {NATIONAL_ID}"))?;
+
+    http.post(login_page.join(&action)?)
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, FORM)
+        .body(format!("national_id={NATIONAL_ID}"))
+        .send()
+        .await
+        .context("upstream login")
 }
 
 /// One login, start to finish. Any deviation from the expected answers is an error that
@@ -180,38 +251,9 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         "authorize",
     )
     .await?;
-    let login_page = base.join(&location(&r, "authorize")?)?;
-    if !login_page.path().starts_with("/login/") {
-        bail!("authorize: redirected to {login_page}, not to a login page");
-    }
-    let handle = set_cookie(&r, LOGIN_COOKIE)
-        .ok_or_else(|| anyhow!("authorize: no {LOGIN_COOKIE} cookie"))?;
-    let cookie = format!("{LOGIN_COOKIE}={handle}");
-
-    // 2. The hub's login page (the demo connector's list of people).
+    // 2.–3. The login page and the upstream (demo) login, which the hub answers for the client.
     let r = expect(
-        http.get(login_page.clone())
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .context("login page")?,
-        StatusCode::OK,
-        "login page",
-    )
-    .await?;
-    let html = r.text().await.context("login page")?;
-    let action = form_action(&html, NATIONAL_ID)
-        .ok_or_else(|| anyhow!("login page: no sign-in form for {NATIONAL_ID}"))?;
-
-    // 3. The upstream (demo) login posts back to the hub, which answers the client.
-    let r = expect(
-        http.post(login_page.join(&action)?)
-            .header(COOKIE, &cookie)
-            .header(CONTENT_TYPE, FORM)
-            .body(format!("national_id={NATIONAL_ID}"))
-            .send()
-            .await
-            .context("upstream login")?,
+        demo_sign_in(http, &base, &r, "authorize").await?,
         StatusCode::SEE_OTHER,
         "upstream login",
     )

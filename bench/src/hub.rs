@@ -43,6 +43,8 @@ pub struct HubSettings<'a> {
     pub at_rest_key_file: &'a Path,
     pub log_level: &'a str,
     pub pool_size: Option<u32>,
+    /// `keys.saml_algorithm` (RS256 or ES256) for keys the hub makes itself.
+    pub saml_algorithm: &'a str,
     /// The hub's stderr goes here.
     pub log_file: &'a Path,
     /// Working directory (so that no `./fedhub.toml` is picked up by accident).
@@ -74,7 +76,8 @@ impl Hub {
             .env("FEDHUB_DATABASE_URL", s.database_url)
             .env("FEDHUB_KEYS_AT_REST_KEY_FILE", s.at_rest_key_file)
             .env("FEDHUB_COOKIES_SECURE", "false")
-            .env("FEDHUB_LOGGING_LEVEL", s.log_level);
+            .env("FEDHUB_LOGGING_LEVEL", s.log_level)
+            .env("FEDHUB_KEYS_SAML_ALGORITHM", s.saml_algorithm);
         if let Some(size) = s.pool_size {
             cmd.env("FEDHUB_DATABASE_POOL_SIZE", size.to_string());
         }

@@ -1,9 +1,11 @@
-//! `fedhub-load`: drives full OpenID Connect code-flow logins against a `fedhub serve`
-//! process over loopback and prints logins per second and per hub core-second.
+//! `fedhub-load`: drives full OpenID Connect code-flow logins (`oidc`) or SP-initiated SAML
+//! logins (`saml`) against a `fedhub serve` process over loopback and prints logins per second
+//! and per hub core-second.
 //!
-//! Follow the data: `setup` makes a fresh database and registers a client, `hub` starts the
-//! hub as its own process, `flow` is one login, and `run_load` runs many of them at once while
-//! `procstat` reads the CPU time both processes spent.
+//! Follow the data: `setup` makes a fresh database and registers a client or service provider,
+//! `hub` starts the hub as its own process, `flow` is one OIDC login and `saml` one SAML login,
+//! and `run_load` runs many of them at once while `procstat` reads the CPU time both processes
+//! spent.
 //!
 //! `directory` is the other tool: `directory-data` fills a database with a directory of
 //! national size and `directory` times the admin list and the directory search on it.
@@ -12,6 +14,7 @@ mod directory;
 mod flow;
 mod hub;
 mod procstat;
+mod saml;
 mod setup;
 
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use fedhub::rp::oidc::AccessTokenFormat;
+use fedhub_metadata::keys::KeyAlg;
 use serde_json::json;
 
 use setup::Engine;
@@ -42,6 +46,9 @@ struct Cli {
 enum Command {
     /// OpenID Connect code flow: authorize → demo upstream login → callback → token → userinfo.
     Oidc(OidcArgs),
+    /// SAML Web SSO: signed AuthnRequest (HTTP-Redirect) → demo upstream login → the
+    /// auto-POST page with the SAMLResponse for the SP.
+    Saml(SamlArgs),
     /// Fills a fresh database with a national-size directory: agencies, accounts, relying
     /// parties and memberships (kept for `directory`; `--drop` removes it).
     DirectoryData(directory::generate::GenerateArgs),
@@ -49,8 +56,9 @@ enum Command {
     Directory(directory::measure::MeasureArgs),
 }
 
+/// The options every protocol's load shares.
 #[derive(Debug, clap::Args)]
-struct OidcArgs {
+struct LoadArgs {
     /// Database engine of the hub.
     #[arg(long, value_enum, default_value = "sqlite")]
     engine: Engine,
@@ -73,12 +81,6 @@ struct OidcArgs {
     /// The fedhub binary (default: `fedhub` next to this executable).
     #[arg(long)]
     fedhub: Option<PathBuf>,
-    /// Access tokens of the registered client.
-    #[arg(long, value_enum, default_value = "jwt")]
-    access_token_format: AccessTokenFormat,
-    /// Signing algorithm of the client's ID tokens and JWT access tokens.
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256", "ES256", "EdDSA"])]
-    alg: String,
     /// The hub's database pool size (FEDHUB_DATABASE_POOL_SIZE; default: the hub's own).
     #[arg(long)]
     pool_size: Option<u32>,
@@ -93,10 +95,57 @@ struct OidcArgs {
     client_threads: usize,
 }
 
+#[derive(Debug, clap::Args)]
+struct OidcArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Access tokens of the registered client.
+    #[arg(long, value_enum, default_value = "jwt")]
+    access_token_format: AccessTokenFormat,
+    /// Signing algorithm of the client's ID tokens and JWT access tokens.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256", "ES256", "EdDSA"])]
+    alg: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SamlArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The hub's SAML signing key (`keys.saml_algorithm`): RSA-2048 or ECDSA P-256. The load
+    /// tool's SP always signs its requests with RSA-2048.
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    saml_alg: String,
+}
+
+/// What one login is, for `run_load`.
+enum Scenario {
+    Oidc(flow::Target),
+    Saml(saml::Sp),
+}
+
+impl Scenario {
+    async fn login(&self, http: &reqwest::Client, rng: &ring::rand::SystemRandom) -> Result<()> {
+        match self {
+            Scenario::Oidc(target) => flow::login(http, rng, target).await,
+            Scenario::Saml(sp) => saml::login(http, rng, sp).await,
+        }
+    }
+}
+
+/// What the report says about the protocol beyond the common figures.
+struct Protocol {
+    name: &'static str,
+    /// For the table's first row, e.g. `access token jwt, RS256 ID tokens`.
+    describe: String,
+    /// Extra JSON fields.
+    json: serde_json::Map<String, serde_json::Value>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Oidc(args) => run_oidc(&args),
+        Command::Saml(args) => run_saml(&args),
         Command::DirectoryData(args) => directory::generate::run(&args),
         Command::Directory(args) => directory::measure::run(&args),
     };
@@ -110,6 +159,74 @@ fn main() -> ExitCode {
 }
 
 fn run_oidc(args: &OidcArgs) -> Result<()> {
+    let format = args.access_token_format;
+    let alg = args.alg.clone();
+    let format_name = match format {
+        AccessTokenFormat::Jwt => "jwt",
+        AccessTokenFormat::Opaque => "opaque",
+    };
+    let mut json = serde_json::Map::new();
+    json.insert("access_token_format".into(), format_name.into());
+    json.insert("alg".into(), args.alg.clone().into());
+    let protocol = Protocol {
+        name: "oidc",
+        describe: format!("access token {format_name}, {} ID tokens", args.alg),
+        json,
+    };
+    run_protocol(
+        &args.load,
+        KeyAlg::Rsa2048,
+        &protocol,
+        |store, now| setup::register_oidc(store, now, format, &alg),
+        |base_url, client| {
+            Ok(Scenario::Oidc(flow::Target::new(
+                base_url,
+                client.client_id,
+                client.client_secret,
+                setup::REDIRECT_URI.into(),
+                setup::SCOPES.join(" "),
+            )))
+        },
+    )
+}
+
+fn run_saml(args: &SamlArgs) -> Result<()> {
+    let hub_alg = KeyAlg::parse(&args.saml_alg)
+        .ok_or_else(|| anyhow::anyhow!("--saml-alg {}: RS256 or ES256", args.saml_alg))?;
+    let mut json = serde_json::Map::new();
+    json.insert("saml_alg".into(), args.saml_alg.clone().into());
+    let protocol = Protocol {
+        name: "saml",
+        describe: format!("hub signs with {}, SP requests RSA-SHA256", args.saml_alg),
+        json,
+    };
+    run_protocol(
+        &args.load,
+        hub_alg,
+        &protocol,
+        |store, now| {
+            // The SP's key is made here; the base URL is filled in once the hub's port is known.
+            let sp = saml::Sp::generate(String::new(), now)?;
+            setup::register_saml(store, now, sp.metadata())?;
+            Ok(sp)
+        },
+        |base_url, mut sp| {
+            sp.base_url = base_url;
+            Ok(Scenario::Saml(sp))
+        },
+    )
+}
+
+/// The harness every protocol shares: a temporary folder and database, the hub as its own
+/// process, warm-up, the measured run and the report. `register` adds the load's relying
+/// party to the fresh database; `scenario` makes the login from it and the hub's base URL.
+fn run_protocol<T>(
+    args: &LoadArgs,
+    saml_alg: KeyAlg,
+    protocol: &Protocol,
+    register: impl FnOnce(&fedhub::store::Store, i64) -> Result<T>,
+    scenario: impl FnOnce(String, T) -> Result<Scenario>,
+) -> Result<()> {
     if args.logins == 0 || args.concurrency == 0 || args.client_threads == 0 {
         bail!("--logins, --concurrency and --client-threads must be at least 1");
     }
@@ -120,13 +237,8 @@ fn run_oidc(args: &OidcArgs) -> Result<()> {
         .context("creating a temporary folder")?;
     // Dropped in reverse order: the hub is killed before its database is dropped.
     let database = setup::Database::create(args.engine, &args.postgres_url, dir.path())?;
-    let prepared = setup::prepare(
-        &database.url,
-        dir.path(),
-        args.access_token_format,
-        &args.alg,
-    )
-    .context("preparing the hub's database")?;
+    let prepared = setup::prepare(&database.url, dir.path(), saml_alg, register)
+        .context("preparing the hub's database")?;
     let log_file = args
         .hub_log
         .clone()
@@ -138,16 +250,11 @@ fn run_oidc(args: &OidcArgs) -> Result<()> {
         at_rest_key_file: &prepared.at_rest_key_file,
         log_level: &args.hub_log_level,
         pool_size: args.pool_size,
+        saml_algorithm: saml_alg.as_str(),
         log_file: &log_file,
         dir: dir.path(),
     })?;
-    let target = Arc::new(flow::Target::new(
-        hub.base_url.clone(),
-        prepared.client_id.clone(),
-        prepared.client_secret.clone(),
-        setup::REDIRECT_URI.into(),
-        setup::SCOPES.join(" "),
-    ));
+    let target = Arc::new(scenario(hub.base_url.clone(), prepared.registered)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .enable_all()
@@ -165,7 +272,8 @@ fn run_oidc(args: &OidcArgs) -> Result<()> {
             .context("building the HTTP client")?;
         hub.wait_ready(&http, Duration::from_secs(30)).await?;
         eprintln!(
-            "fedhub-load: hub pid {} at {} on {}; {} warm-up + {} logins, {} at once",
+            "fedhub-load: {} against hub pid {} at {} on {}; {} warm-up + {} logins, {} at once",
+            protocol.name,
             hub.pid,
             hub.base_url,
             database.describe(),
@@ -225,7 +333,7 @@ fn run_oidc(args: &OidcArgs) -> Result<()> {
         bail!("the run failed");
     }
 
-    let report = Report::new(args, &run, rss);
+    let report = Report::new(args, protocol, &run, rss);
     report.print_table();
     println!("{}", report.json());
     if problem_count > 0 || !alive {
@@ -299,7 +407,7 @@ const GIVE_UP_AFTER: usize = 50;
 /// Runs `logins` logins with `concurrency` tasks, for at most `limit`. Ctrl-C stops it.
 async fn run_load(
     http: &reqwest::Client,
-    target: &Arc<flow::Target>,
+    target: &Arc<Scenario>,
     logins: usize,
     concurrency: usize,
     limit: Duration,
@@ -321,7 +429,7 @@ async fn run_load(
                 && claimed.fetch_add(1, Ordering::Relaxed) < logins
             {
                 let began = Instant::now();
-                match flow::login(&http, &rng, &target).await {
+                match target.login(&http, &rng).await {
                     Ok(()) => {
                         mine.done += 1;
                         mine.latencies.push(began.elapsed());
@@ -372,9 +480,10 @@ async fn run_load(
 
 /// The measured figures.
 struct Report {
+    protocol: &'static str,
+    describe: String,
+    extra: serde_json::Map<String, serde_json::Value>,
     engine: &'static str,
-    access_token_format: &'static str,
-    alg: String,
     concurrency: usize,
     logins: usize,
     seconds: f64,
@@ -388,16 +497,14 @@ struct Report {
 }
 
 impl Report {
-    fn new(args: &OidcArgs, run: &Run, rss: f64) -> Report {
+    fn new(args: &LoadArgs, protocol: &Protocol, run: &Run, rss: f64) -> Report {
         let mut sorted = run.latencies.clone();
         sorted.sort_unstable();
         Report {
+            protocol: protocol.name,
+            describe: protocol.describe.clone(),
+            extra: protocol.json.clone(),
             engine: args.engine.as_str(),
-            access_token_format: match args.access_token_format {
-                AccessTokenFormat::Jwt => "jwt",
-                AccessTokenFormat::Opaque => "opaque",
-            },
-            alg: args.alg.clone(),
             concurrency: args.concurrency,
             logins: run.done,
             seconds: run.wall.as_secs_f64(),
@@ -424,8 +531,8 @@ impl Report {
             (
                 "engine",
                 format!(
-                    "{} (access token {}, {} ID tokens, {} at once)",
-                    self.engine, self.access_token_format, self.alg, self.concurrency
+                    "{} ({} {}, {} at once)",
+                    self.engine, self.protocol, self.describe, self.concurrency
                 ),
             ),
             ("logins", self.logins.to_string()),
@@ -474,10 +581,9 @@ impl Report {
             let f = 10f64.powi(places);
             (x * f).round() / f
         };
-        json!({
+        let mut value = json!({
+            "protocol": self.protocol,
             "engine": self.engine,
-            "access_token_format": self.access_token_format,
-            "alg": self.alg,
             "concurrency": self.concurrency,
             "logins": self.logins,
             "seconds": round(self.seconds, 3),
@@ -490,7 +596,11 @@ impl Report {
             "p50_ms": round(self.p50_ms, 2),
             "p99_ms": round(self.p99_ms, 2),
             "hub_peak_rss_mb": round(self.hub_peak_rss_mb, 1),
-        })
+        });
+        if let Some(object) = value.as_object_mut() {
+            object.extend(self.extra.clone());
+        }
+        value
     }
 }
 
@@ -541,9 +651,27 @@ mod tests {
         let Command::Oidc(args) = cli.command else {
             panic!("not the oidc command");
         };
-        assert_eq!(args.engine, Engine::Postgres);
-        assert_eq!(args.logins, 2000);
+        assert_eq!(args.load.engine, Engine::Postgres);
+        assert_eq!(args.load.logins, 2000);
         assert_eq!(args.access_token_format, AccessTokenFormat::Opaque);
+    }
+
+    #[test]
+    fn saml_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "fedhub-load",
+            "saml",
+            "--saml-alg",
+            "ES256",
+            "--logins",
+            "10",
+        ])
+        .unwrap();
+        let Command::Saml(args) = cli.command else {
+            panic!("not the saml command");
+        };
+        assert_eq!((args.load.logins, args.saml_alg.as_str()), (10, "ES256"));
+        assert!(Cli::try_parse_from(["fedhub-load", "saml", "--saml-alg", "EdDSA"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A fresh hub database, seeded like `fedhub demo`, with one OIDC client for the load.
+//! A fresh hub database, seeded like `fedhub demo`, with one OIDC client or one SAML service
+//! provider for the load.
 
 use std::path::{Path, PathBuf};
 
@@ -146,20 +147,21 @@ fn redact(url: &str) -> String {
 }
 
 /// What the load needs to know about the prepared hub.
-pub struct Prepared {
-    pub client_id: String,
-    pub client_secret: String,
+pub struct Prepared<T> {
     pub at_rest_key_file: PathBuf,
+    /// What `register` returned.
+    pub registered: T,
 }
 
-/// Migrates and seeds the database, writes a fresh at-rest key, creates the signing keys and
-/// registers the load tool's OIDC client.
-pub fn prepare(
+/// Migrates and seeds the database, writes a fresh at-rest key, creates the signing keys (the
+/// SAML ones with `saml_alg`) and registers the load's relying party with `register`. The
+/// store is closed before the hub starts.
+pub fn prepare<T>(
     database_url: &str,
     dir: &Path,
-    format: AccessTokenFormat,
-    alg: &str,
-) -> Result<Prepared> {
+    saml_alg: KeyAlg,
+    register: impl FnOnce(&Store, i64) -> Result<T>,
+) -> Result<Prepared<T>> {
     let store = Store::connect(database_url, &StoreOptions::default())?;
     store.migrate()?;
     let now = SystemClock.now();
@@ -171,9 +173,28 @@ pub fn prepare(
         .with_context(|| format!("writing {}", at_rest_key_file.display()))?;
     let vault = AtRestKey::from_base64(&key).map_err(|e| anyhow!("at-rest key: {e}"))?;
     for purpose in [Purpose::Saml, Purpose::Oidc] {
-        store.write(|c| keys::ensure_all(c, &vault, purpose, KeyAlg::Rsa2048, now))?;
+        store.write(|c| keys::ensure_all(c, &vault, purpose, saml_alg, now))?;
     }
+    let registered = register(&store, now)?;
+    Ok(Prepared {
+        at_rest_key_file,
+        registered,
+    })
+}
 
+/// The load tool's OIDC client: its id and secret.
+pub struct OidcClient {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Registers the load tool's OIDC client.
+pub fn register_oidc(
+    store: &Store,
+    now: i64,
+    format: AccessTokenFormat,
+    alg: &str,
+) -> Result<OidcClient> {
     let registration = OidcRegistration {
         client_id: Some(CLIENT_ID.into()),
         owner_agency_code: OWNER.into(),
@@ -189,9 +210,25 @@ pub fn prepare(
     let client_secret = registered
         .client_secret
         .ok_or_else(|| anyhow!("the registered client has no secret"))?;
-    Ok(Prepared {
+    Ok(OidcClient {
         client_id: registered.rp.entity_id,
         client_secret,
-        at_rest_key_file,
     })
+}
+
+/// Registers the load tool's SAML service provider from its metadata.
+pub fn register_saml(store: &Store, now: i64, metadata_xml: String) -> Result<()> {
+    let registration = fedhub::rp::saml::SamlRegistration {
+        metadata_xml,
+        metadata_url: None,
+        owner_agency_code: OWNER.into(),
+        display_name: Some("fedhub-load SP".into()),
+        sign: None,
+        encrypt_assertion: None,
+        name_id_format: None,
+        release: None,
+        require_activated_membership: Some(false),
+    };
+    store.write(|c| fedhub::rp::saml::add(c, &registration, now))?;
+    Ok(())
 }
