@@ -507,3 +507,102 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     drop(hub);
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_in_the_middle_of_logins_leaves_them_to_another_node_each_once() {
+    const LOGINS: usize = 6;
+    let hub = tokio::task::spawn_blocking(|| {
+        oidc_hub_at(
+            support::postgres(),
+            "http://127.0.0.1:8080",
+            default_registration(),
+        )
+    })
+    .await
+    .unwrap();
+    let b_store = hub.store.another_node();
+    let b_state = AppState::new(
+        (*hub.state.config).clone(),
+        b_store,
+        Arc::new(hub.clock.clone()),
+    )
+    .unwrap();
+    let (a, _stop_a, node_a) = serve(hub.state.clone()).await;
+    let (b, stop_b, node_b) = serve(b_state).await;
+    let client = client();
+
+    // N logins started on node A: authorize and the login page.
+    let mut started = Vec::new();
+    for _ in 0..LOGINS {
+        started.push(
+            start_login(&client, a, &hub)
+                .await
+                .expect("node A serves while it is up"),
+        );
+    }
+    // One more login in flight on A when it dies: it may fail, but must not hang.
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{a}/login/whatever"))
+                .send()
+                .await
+        }
+    });
+
+    // Node A dies abruptly: its server task is aborted, its listener and connections dropped.
+    node_a.abort();
+    assert!(node_a.await.unwrap_err().is_cancelled());
+    let _ = tokio::time::timeout(BOUND, in_flight)
+        .await
+        .expect("a request in flight on the dead node ends");
+    let fresh = reqwest::Client::builder().timeout(BOUND).build().unwrap();
+    assert!(
+        fresh
+            .get(format!("http://{a}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "node A is gone"
+    );
+
+    // Node B finishes every login A started, each exactly once.
+    for s in &started {
+        let back = sign_in(&client, b, s).await;
+        assert_eq!(back.status, StatusCode::SEE_OTHER, "{back:?}");
+        assert!(back.location.starts_with(REDIRECT), "{back:?}");
+        let again = sign_in(&client, b, s).await;
+        assert_ne!(
+            again.status,
+            StatusCode::SEE_OTHER,
+            "a login finishes once: {again:?}"
+        );
+        let code = query_of(&back.location)["code"].clone();
+        let tokens = redeem(&client, b, &hub, &code, &s.verifier).await;
+        assert_eq!(tokens.status, StatusCode::OK, "{tokens:?}");
+        let id: serde_json::Value = serde_json::from_str(&tokens.body).unwrap();
+        assert_eq!(
+            jwt_claims(id["id_token"].as_str().unwrap())["aud"],
+            hub.client_id.as_str()
+        );
+        let twice = redeem(&client, b, &hub, &code, &s.verifier).await;
+        assert_eq!(twice.status, StatusCode::BAD_REQUEST, "{twice:?}");
+    }
+    let store = hub.store.store.clone();
+    let (audited, issued) = tokio::task::spawn_blocking(move || {
+        (
+            count(
+                &store,
+                "SELECT count(*) AS n FROM audit_log WHERE action = 'login' AND outcome = 'success'",
+            ),
+            count(&store, "SELECT count(*) AS n FROM oidc_codes"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((audited, issued), (LOGINS as i64, LOGINS as i64));
+
+    stop_b.send(()).unwrap();
+    let _ = tokio::time::timeout(BOUND, node_b).await;
+}
