@@ -20,6 +20,8 @@ use crate::support;
 
 /// No request and no wait in these tests lasts longer than this.
 const BOUND: Duration = Duration::from_secs(10);
+/// Connections in the pool of the node whose database restarts.
+const POOL: u32 = 2;
 /// The whole of a test.
 const WHOLE: Duration = Duration::from_secs(50);
 
@@ -378,7 +380,7 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     let url = cluster.url();
     let hub = tokio::task::spawn_blocking(move || {
         let opts = StoreOptions {
-            pool_size: 2,
+            pool_size: POOL,
             connect_timeout: Duration::from_secs(1),
             acquire_timeout: Duration::from_millis(500),
             ..Default::default()
@@ -500,6 +502,27 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
         issued <= codes.len() as i64 + 2,
         "{issued} ≫ {}",
         codes.len()
+    );
+
+    // A restart while the node is idle: its pooled connections all lost their server. Each
+    // may fail one request (503), is then discarded, and the node is ready again.
+    for step in ["stop", "start"] {
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || match step {
+            "stop" => c.pg_stop(),
+            _ => c.pg_start(),
+        })
+        .await
+        .unwrap();
+    }
+    let mut probes = Vec::new();
+    for _ in 0..POOL + 3 {
+        probes.push(ready(client.clone()).await);
+    }
+    let failed = probes.iter().filter(|s| **s != StatusCode::OK).count();
+    assert!(
+        failed <= POOL as usize && probes[POOL as usize..].iter().all(|s| *s == StatusCode::OK),
+        "at most one failure per dead pooled connection, then ready: {probes:?}"
     );
 
     stop_server.send(()).unwrap();
