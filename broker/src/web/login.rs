@@ -273,7 +273,12 @@ async fn begin_connector(
         }
         Some(ConnectorKind::Oidc) => {
             let vault = state.vault()?;
-            let up = upstream::oidc_upstream(connector, &vault, &state.config.base_url())?;
+            let up = upstream::oidc_upstream(
+                connector,
+                &vault,
+                &state.config.base_url(),
+                state.config.connectors.clock_skew,
+            )?;
             let (meta, _) = provider(&state, &up.issuer, false)
                 .await
                 .map_err(upstream_page)?;
@@ -669,7 +674,8 @@ pub(crate) async fn oidc_end_session(
     let saved: upstream_oidc::UpstreamSession = serde_json::from_str(session).ok()?;
     let vault = state.vault().ok()?;
     let base = state.config.base_url();
-    let up = upstream::oidc_upstream(connector, &vault, &base).ok()?;
+    let up = upstream::oidc_upstream(connector, &vault, &base, state.config.connectors.clock_skew)
+        .ok()?;
     let (meta, _) = match provider(state, &up.issuer, false).await {
         Ok(p) => p,
         Err(e) => {
@@ -706,7 +712,12 @@ async fn oidc_callback(
     )?)
     .map_err(Error::internal)?;
     let vault = state.vault()?;
-    let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
+    let up = upstream::oidc_upstream(
+        &connector,
+        &vault,
+        &state.config.base_url(),
+        state.config.connectors.clock_skew,
+    )?;
     let outcome = async {
         let (meta, keys) = provider(&state, &up.issuer, false).await?;
         let tokens = upstream_oidc::exchange(
