@@ -366,8 +366,21 @@ fn count(store: &Store, sql: &str) -> i64 {
         .unwrap()
 }
 
-async fn wait_until(what: &str, deadline: Instant, mut done: impl FnMut() -> bool) {
+/// Waits until `done`, failing at once if `task` (whose progress `done` watches) ended, with
+/// its panic, and after `deadline`.
+async fn wait_until(
+    what: &str,
+    deadline: Instant,
+    task: &mut tokio::task::JoinHandle<()>,
+    mut done: impl FnMut() -> bool,
+) {
     while !done() {
+        if task.is_finished() {
+            match task.await {
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                other => panic!("the login loop ended while waiting for {what}: {other:?}"),
+            }
+        }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -405,7 +418,7 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     // Logins in a loop, from a task, until told to stop.
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (stop_logins, logins_stopped) = tokio::sync::watch::channel(false);
-    let logins = tokio::spawn({
+    let mut logins = tokio::spawn({
         let (seen, hub, client) = (seen.clone(), hub.clone(), client.clone());
         async move {
             while !*logins_stopped.borrow() {
@@ -427,7 +440,10 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     });
     let codes = || seen.lock().unwrap().codes.len();
     let refused = || seen.lock().unwrap().refused;
-    wait_until("logins before the outage", deadline, || codes() >= 3).await;
+    wait_until("logins before the outage", deadline, &mut logins, || {
+        codes() >= 3
+    })
+    .await;
 
     // PostgreSQL goes away in the middle of the logins.
     let c = Arc::new(cluster);
@@ -438,7 +454,10 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     .await
     .unwrap();
     let before = codes();
-    wait_until("refusals during the outage", deadline, || refused() >= 5).await;
+    wait_until("refusals during the outage", deadline, &mut logins, || {
+        refused() >= 5
+    })
+    .await;
     assert_eq!(
         ready(client.clone()).await,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -457,7 +476,7 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     .await
     .unwrap();
     let after = codes();
-    wait_until("logins after the restart", deadline, || {
+    wait_until("logins after the restart", deadline, &mut logins, || {
         codes() >= after + 5
     })
     .await;
@@ -628,4 +647,75 @@ async fn a_node_killed_in_the_middle_of_logins_leaves_them_to_another_node_each_
 
     stop_b.send(()).unwrap();
     let _ = tokio::time::timeout(BOUND, node_b).await;
+}
+
+/// The server ends a connection (what every pooled connection sees on a fast shutdown:
+/// `pg_terminate_backend` sends the same "terminating connection due to administrator
+/// command"): in the middle of a query, or while it idles in the pool. The query that meets
+/// it fails as `Unavailable` (503), never `Internal` (500), and the pool then serves again.
+#[test]
+fn a_connection_the_server_ends_is_unavailable_then_replaced() {
+    let store = support::postgres_with(&StoreOptions {
+        pool_size: 1,
+        ..Default::default()
+    });
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let pid = |store: &Store| {
+        store
+            .read(|c| match c {
+                fedhub::store::Db::Postgres(c) => {
+                    Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                        .get_result::<Pid>(c)?
+                        .pid)
+                }
+                fedhub::store::Db::Sqlite(_) => unreachable!(),
+            })
+            .unwrap()
+    };
+    let kill = |pid: i32| {
+        let mut admin = fedhub::store::establish(&support::postgres_url()).unwrap();
+        diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+            .execute(&mut admin)
+            .unwrap();
+    };
+
+    // In the middle of a query (here: the query itself), inside a write transaction and out.
+    for write in [false, true] {
+        let f = |c: &mut fedhub::store::Db| match c {
+            fedhub::store::Db::Postgres(c) => {
+                diesel::sql_query("SELECT pg_terminate_backend(pg_backend_pid())").execute(c)?;
+                Ok(())
+            }
+            fedhub::store::Db::Sqlite(_) => unreachable!(),
+        };
+        let r = if write { store.write(f) } else { store.read(f) };
+        assert!(
+            matches!(r, Err(fedhub::Error::Unavailable(_))),
+            "write {write}: {r:?}"
+        );
+        let first = pid(&store);
+        assert!(first > 0, "a fresh connection serves");
+    }
+
+    // While idle in the pool: its next query fails as Unavailable or (if the pool noticed)
+    // succeeds on a new connection; the one after succeeds either way.
+    let old = pid(&store);
+    kill(old);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = store.read(|c| match c {
+        fedhub::store::Db::Postgres(c) => {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        }
+        fedhub::store::Db::Sqlite(_) => unreachable!(),
+    });
+    assert!(
+        r.is_ok() || matches!(r, Err(fedhub::Error::Unavailable(_))),
+        "{r:?}"
+    );
+    assert_ne!(pid(&store), old, "the dead connection was replaced");
 }
