@@ -18,7 +18,6 @@ use serde_json::Value;
 use crate::{Authn, ConnectorError, UpstreamIdentity};
 
 /// Clock difference tolerated with the provider, in seconds.
-const CLOCK_SKEW: i64 = 120;
 /// Largest answer read from the provider.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -43,6 +42,8 @@ pub struct OidcUpstream {
     pub claim_names: ClaimNames,
     /// Where the provider sends the browser back: `<hub>/connectors/<id>/callback`.
     pub redirect_uri: String,
+    /// Seconds of clock difference tolerated on the ID token's `exp` and `iat`.
+    pub clock_skew: i64,
 }
 
 impl std::fmt::Debug for OidcUpstream {
@@ -435,12 +436,12 @@ pub fn verify_id_token(
         ));
     }
     let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp + CLOCK_SKEW <= now {
+    if exp.saturating_add(up.clock_skew) <= now {
         return Err(ConnectorError::Invalid("ID token expired".into()));
     }
     if c.get("iat")
         .and_then(Value::as_i64)
-        .is_none_or(|iat| iat > now + CLOCK_SKEW)
+        .is_none_or(|iat| iat > now.saturating_add(up.clock_skew))
     {
         return Err(ConnectorError::Invalid(
             "ID token issued in the future or without iat".into(),

@@ -387,6 +387,7 @@ fn connectors_are_registered_checked_and_their_secrets_sealed() {
         &stored,
         &fedhub_metadata::AtRestKey::from_base64(&fedhub_metadata_key()).unwrap(),
         "http://127.0.0.1:8080",
+        std::time::Duration::from_secs(60),
     )
     .unwrap();
     assert_eq!(up.client_secret, "upstream-client-secret-42");

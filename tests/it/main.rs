@@ -25,6 +25,7 @@ mod conversion;
 mod conversion_console;
 mod example_ministry_portal;
 mod example_province_gateway;
+mod faults;
 mod http;
 mod interop;
 mod jobs;

@@ -925,6 +925,57 @@ async fn a_private_key_jwt_client_authenticates_with_an_assertion_used_once() {
     assert_oauth_error(&r, StatusCode::UNAUTHORIZED, "invalid_client");
 }
 
+/// A client whose clock differs from the hub's: within `connectors.clock_skew` its assertion
+/// is accepted (issued "in the future", or just expired by the hub's clock), beyond it refused.
+/// The tolerance is configurable.
+#[tokio::test]
+async fn client_assertions_tolerate_the_configured_clock_skew_and_no_more() {
+    for (skew, within, beyond) in [(None, 59, 61), (Some(5), 4, 6)] {
+        let hub = oidc_hub_configured(
+            support::sqlite(),
+            "http://127.0.0.1:8080",
+            default_registration(),
+            |c| {
+                if let Some(s) = skew {
+                    c.connectors.clock_skew = std::time::Duration::from_secs(s);
+                }
+            },
+        );
+        let kc = key_client(&hub);
+        let c = kc.client.clone();
+        let login = hub.login(&c, "openid", "").await;
+        let sso = login.sso.clone().unwrap();
+
+        // The client's clock is ahead: issued "later" than the hub's now.
+        let mut ahead = kc.claims("skew-ahead");
+        ahead["iat"] = json!(NOW + within);
+        ahead["exp"] = json!(NOW + within + 60);
+        let r = token_with_assertion(&hub, &hub.code_form(&c, &login), &kc.sign(&ahead)).await;
+        assert_eq!(r.status, StatusCode::OK, "skew {skew:?}, ahead: {}", r.body);
+
+        // The client's clock is behind: expired by the hub's clock, within the tolerance.
+        let login2 = hub.sso_login(&c, "openid", "", &sso).await;
+        let mut behind = kc.claims("skew-behind");
+        behind["iat"] = json!(NOW - within - 30);
+        behind["exp"] = json!(NOW - within);
+        let r = token_with_assertion(&hub, &hub.code_form(&c, &login2), &kc.sign(&behind)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "skew {skew:?}, behind: {}",
+            r.body
+        );
+
+        // Beyond the tolerance: expired.
+        let login3 = hub.sso_login(&c, "openid", "", &sso).await;
+        let mut late = kc.claims("skew-late");
+        late["iat"] = json!(NOW - beyond - 30);
+        late["exp"] = json!(NOW - beyond);
+        let r = token_with_assertion(&hub, &hub.code_form(&c, &login3), &kc.sign(&late)).await;
+        assert_oauth_error(&r, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+}
+
 #[tokio::test]
 async fn forged_client_assertions_are_refused() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -31,11 +31,25 @@ impl TestStore {
         )
         .unwrap()
     }
+
+    /// A store on a database the caller owns and removes (e.g. a private cluster).
+    pub fn unguarded(store: Store, url: String) -> TestStore {
+        TestStore {
+            store,
+            url,
+            _guard: Guard::None,
+        }
+    }
 }
 
 enum Guard {
+    /// Whoever made the database removes it.
+    None,
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Schema { url: String, schema: String },
+    Schema {
+        url: String,
+        schema: String,
+    },
 }
 
 impl Drop for Guard {

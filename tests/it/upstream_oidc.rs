@@ -26,6 +26,10 @@ enum Mode {
     Good,
     OtherAudience,
     Expired,
+    /// Issued this many seconds after the hub's now (the provider's clock is ahead).
+    Ahead(i64),
+    /// Expired this many seconds before the hub's now (the provider's clock is behind).
+    ExpiredAgo(i64),
     WrongNonce,
     OtherIssuer,
     OtherKey,
@@ -89,6 +93,14 @@ async fn token(State(op): State<Shared>, headers: http::HeaderMap, body: String)
     match op.mode {
         Mode::OtherAudience => claims["aud"] = json!("someone-else"),
         Mode::Expired => claims["exp"] = json!(now - 3600),
+        Mode::Ahead(s) => {
+            claims["iat"] = json!(now + s);
+            claims["exp"] = json!(now + s + 300);
+        }
+        Mode::ExpiredAgo(s) => {
+            claims["iat"] = json!(now - s - 300);
+            claims["exp"] = json!(now - s);
+        }
         Mode::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
         Mode::OtherIssuer => claims["iss"] = json!("https://evil.example"),
         _ => {}
@@ -153,7 +165,19 @@ async fn start_op() -> Shared {
 
 /// A hub whose gateway offers only the national identity provider `natl`.
 async fn hub_with_upstream(issuer: &str) -> OidcHub {
-    let hub = oidc_hub(default_registration());
+    hub_with_upstream_configured(issuer, |_| {}).await
+}
+
+async fn hub_with_upstream_configured(
+    issuer: &str,
+    configure: impl FnOnce(&mut fedhub::config::Config),
+) -> OidcHub {
+    let hub = oidc_hub_configured(
+        crate::support::sqlite(),
+        "http://127.0.0.1:8080",
+        default_registration(),
+        configure,
+    );
     let reg = fedhub::upstream::OidcRegistration {
         id: "natl".into(),
         display_name: "Tài khoản định danh điện tử quốc gia".into(),
@@ -255,6 +279,37 @@ async fn a_citizen_signs_in_through_the_national_identity_provider() {
             && e.outcome == "success"),
         "the sign-in is audited with its connector"
     );
+}
+
+/// The provider's clock differs from the hub's: its ID token is accepted within
+/// `connectors.clock_skew` (issued "in the future", or just expired by the hub's clock) and
+/// refused beyond it; the tolerance is configurable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_id_tokens_tolerate_the_configured_clock_skew_and_no_more() {
+    let op = start_op().await;
+    let issuer = op.lock().unwrap().issuer.clone();
+    for (skew, within, beyond) in [(None, 59, 61), (Some(5), 4, 6)] {
+        let hub = hub_with_upstream_configured(&issuer, |c| {
+            if let Some(s) = skew {
+                c.connectors.clock_skew = std::time::Duration::from_secs(s);
+            }
+        })
+        .await;
+        for (mode, accepted) in [
+            (Mode::Ahead(within), true),
+            (Mode::ExpiredAgo(within), true),
+            (Mode::Ahead(beyond), false),
+            (Mode::ExpiredAgo(beyond), false),
+        ] {
+            let (back, _, _) = through_upstream(&hub, &op, mode).await;
+            let want = if accepted {
+                StatusCode::SEE_OTHER
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            assert_eq!(back.status, want, "skew {skew:?}, {mode:?}: {}", back.body);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

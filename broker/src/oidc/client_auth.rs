@@ -19,7 +19,6 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 
 /// Longest client assertion lifetime accepted (its jti is remembered that long).
 const MAX_ASSERTION_LIFETIME: i64 = 600;
-const CLOCK_SKEW: i64 = 60;
 
 /// An authenticated client.
 #[derive(Debug, Clone)]
@@ -232,6 +231,8 @@ async fn check(
                 Err(e) => return Ok(Err((id, format!("client assertion: {e}")))),
             };
             let now = state.clock.now();
+            // The client's clock may be behind ours by this much (`connectors.clock_skew`).
+            let skew = i64::try_from(state.config.connectors.clock_skew.as_secs()).unwrap_or(0);
             let c = &verified.claims;
             let s = |k: &str| c.get(k).and_then(|v| v.as_str());
             let iss_url = super::issuer(state);
@@ -252,7 +253,7 @@ async fn check(
                 Some("iss and sub must both be the client_id")
             } else if !aud_ok {
                 Some("aud must be the issuer or the endpoint")
-            } else if exp.is_none_or(|e| e + CLOCK_SKEW <= now) {
+            } else if exp.is_none_or(|e| e.saturating_add(skew) <= now) {
                 Some("client assertion expired")
             } else if exp.is_some_and(|e| e > now + MAX_ASSERTION_LIFETIME) {
                 Some("client assertion lives too long (at most 10 minutes)")
@@ -266,7 +267,7 @@ async fn check(
             }
             // A client assertion is accepted once (RFC 7523 3, item 7).
             let key = format!("jwt!{id}!{}", s("jti").unwrap_or_default());
-            let until = exp.unwrap_or(now) + CLOCK_SKEW;
+            let until = exp.unwrap_or(now).saturating_add(skew);
             let fresh = state
                 .store
                 .write_async(move |c| crate::store::replay::remember_once(c, &key, until, now))

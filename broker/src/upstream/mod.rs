@@ -418,8 +418,14 @@ pub fn for_rp(conn: &mut Db, rp_id: &str) -> Result<Vec<Connector>> {
         .collect())
 }
 
-/// The OIDC upstream of a connector, its secret opened.
-pub fn oidc_upstream(c: &Connector, vault: &AtRestKey, base_url: &str) -> Result<OidcUpstream> {
+/// The OIDC upstream of a connector, its secret opened; `clock_skew` is
+/// `connectors.clock_skew`.
+pub fn oidc_upstream(
+    c: &Connector,
+    vault: &AtRestKey,
+    base_url: &str,
+    clock_skew: std::time::Duration,
+) -> Result<OidcUpstream> {
     let s: OidcSettings = serde_json::from_str(&c.config)
         .map_err(|e| Error::Internal(format!("settings of connector {}: {e}", c.id)))?;
     let sealed = STANDARD
@@ -438,6 +444,7 @@ pub fn oidc_upstream(c: &Connector, vault: &AtRestKey, base_url: &str) -> Result
         scopes: s.scopes,
         claim_names: s.claim_names,
         redirect_uri: format!("{base_url}/connectors/{}/callback", c.id),
+        clock_skew: i64::try_from(clock_skew.as_secs()).unwrap_or(i64::MAX),
     })
 }
 

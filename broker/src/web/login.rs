@@ -41,12 +41,18 @@ pub fn router() -> Router<AppState> {
         .route("/connectors/{connector}/callback", get(oidc_callback))
 }
 
+/// The "login expired or used" page for what the login itself got wrong; a database that is
+/// away (or a bug) keeps its own page and status (503 with Retry-After, 500), so a person is
+/// not told to start again when trying again in a moment would do.
 pub(crate) fn expired(e: Error) -> WebError {
-    WebError::page_with(
-        e,
-        "error.login_expired.title",
-        "error.login_expired.message",
-    )
+    match e {
+        Error::Unavailable(_) | Error::Internal(_) => WebError::page(e),
+        e => WebError::page_with(
+            e,
+            "error.login_expired.title",
+            "error.login_expired.message",
+        ),
+    }
 }
 
 /// A page for an upstream failure: an answer that cannot be trusted says why (400, e.g. "the
@@ -273,7 +279,12 @@ async fn begin_connector(
         }
         Some(ConnectorKind::Oidc) => {
             let vault = state.vault()?;
-            let up = upstream::oidc_upstream(connector, &vault, &state.config.base_url())?;
+            let up = upstream::oidc_upstream(
+                connector,
+                &vault,
+                &state.config.base_url(),
+                state.config.connectors.clock_skew,
+            )?;
             let (meta, _) = provider(&state, &up.issuer, false)
                 .await
                 .map_err(upstream_page)?;
@@ -669,7 +680,8 @@ pub(crate) async fn oidc_end_session(
     let saved: upstream_oidc::UpstreamSession = serde_json::from_str(session).ok()?;
     let vault = state.vault().ok()?;
     let base = state.config.base_url();
-    let up = upstream::oidc_upstream(connector, &vault, &base).ok()?;
+    let up = upstream::oidc_upstream(connector, &vault, &base, state.config.connectors.clock_skew)
+        .ok()?;
     let (meta, _) = match provider(state, &up.issuer, false).await {
         Ok(p) => p,
         Err(e) => {
@@ -706,7 +718,12 @@ async fn oidc_callback(
     )?)
     .map_err(Error::internal)?;
     let vault = state.vault()?;
-    let up = upstream::oidc_upstream(&connector, &vault, &state.config.base_url())?;
+    let up = upstream::oidc_upstream(
+        &connector,
+        &vault,
+        &state.config.base_url(),
+        state.config.connectors.clock_skew,
+    )?;
     let outcome = async {
         let (meta, keys) = provider(&state, &up.issuer, false).await?;
         let tokens = upstream_oidc::exchange(
@@ -788,8 +805,11 @@ pub(crate) async fn finish(
     let (step, started) = state
         .store
         .write_async(move |c| {
-            let session = auth_session::consume(c, &h, now)
-                .map_err(|e| Error::invalid("login", e.to_string()))?;
+            let session = auth_session::consume(c, &h, now).map_err(|e| match e {
+                // The database went away: 503, the login is still there to finish.
+                Error::Unavailable(_) | Error::Internal(_) => e,
+                other => Error::invalid("login", other.to_string()),
+            })?;
             let connector_id = connector;
             let rp = match session.request.answer {
                 Answer::Console { .. } => None,
