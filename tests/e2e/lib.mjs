@@ -377,3 +377,29 @@ export function exitWith(main) {
     },
   );
 }
+
+/** Posts `action` as a form of the page would, with the CSRF token of the page's own forms
+ *  (an action the page does not offer, e.g. on a member outside the admin's reach); returns
+ *  the answer once the next page has loaded. */
+export async function postWithPageToken(page, action) {
+  const answer = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === action,
+  );
+  await page.evaluate((to) => {
+    const token = document.querySelector('input[name="csrf"]');
+    if (!token) throw new Error('no form with a CSRF token on the page');
+    const f = document.createElement('form');
+    f.method = 'post';
+    f.action = to;
+    const t = document.createElement('input');
+    t.type = 'hidden';
+    t.name = 'csrf';
+    t.value = token.value;
+    f.append(t);
+    document.body.append(f);
+    f.submit();
+  }, action);
+  const r = await answer;
+  await page.waitForLoadState('load');
+  return r;
+}

@@ -41,6 +41,7 @@ import {
   literal,
   loadPlaywright,
   notThere,
+  postWithPageToken,
   reportTo,
   see,
   tabToButtons,
@@ -270,23 +271,7 @@ async function main() {
     await step('console-refused-out-of-scope', async () => {
       const rp = encodeURIComponent(cfg.gateway_rp);
       const action = `/admin/rp/${rp}/members/${encodeURIComponent(cfg.outside.membership)}/activate`;
-      const answer = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === action);
-      await page.evaluate((to) => {
-        const token = document.querySelector('input[name="csrf"]');
-        if (!token) throw new Error('no form with a CSRF token on the list');
-        const f = document.createElement('form');
-        f.method = 'post';
-        f.action = to;
-        const t = document.createElement('input');
-        t.type = 'hidden';
-        t.name = 'csrf';
-        t.value = token.value;
-        f.append(t);
-        document.body.append(f);
-        f.submit();
-      }, action);
-      const r = await answer;
-      await page.waitForLoadState('load');
+      const r = await postWithPageToken(page, action);
       if (r.status() !== 403) fail(`the out-of-scope activation answered ${r.status()}, not 403`);
       await see(page.getByRole('heading', { level: 1, name: 'Không được phép thực hiện' }), 'the refusal heading');
     });
