@@ -1469,6 +1469,12 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
     for purpose in [keys::Purpose::Saml, keys::Purpose::Oidc] {
         store.write(|c| keys::ensure_all(c, &vault, purpose, config.saml_key_alg(), now))?;
     }
+    let rotation = (!config.keys.rotate_every.is_zero()).then(|| crate::jobs::RotationPlan {
+        vault: Arc::new(vault),
+        saml_alg: config.saml_key_alg(),
+        every: config.keys.rotate_every,
+        grace: config.keys.previous_key_grace,
+    });
     runtime.block_on(async move {
         tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "fedhub serving");
         let grace = config.server.shutdown_grace;
@@ -1476,6 +1482,9 @@ fn serve(config: Config, no_migrate: bool) -> std::result::Result<(), Failure> {
         // This node's name in the job leases: background jobs run on one node at a time.
         let node = crate::store::new_id();
         tokio::spawn(crate::rp::refresh::forever(store.clone(), federation, Arc::new(SystemClock), node.clone()));
+        if let Some(plan) = rotation {
+            tokio::spawn(crate::jobs::rotate_keys_forever(store.clone(), Arc::new(SystemClock), node.clone(), plan));
+        }
         tokio::spawn(crate::jobs::housekeeping_forever(store.clone(), Arc::new(SystemClock), node));
         let state = web::AppState::new(config, store, Arc::new(SystemClock))?;
         tokio::spawn(crate::conversion::webhook::forever(state.clone()));

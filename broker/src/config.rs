@@ -283,6 +283,10 @@ pub struct KeyConfig {
     /// How long a replaced signing key stays published after `fedhub keys rotate`.
     #[serde(with = "humantime_serde")]
     pub previous_key_grace: Duration,
+    /// Rotate the signing keys by themselves once the current key has signed this long
+    /// (`0s`, the default: only `fedhub keys rotate` rotates). One node does it.
+    #[serde(with = "humantime_serde")]
+    pub rotate_every: Duration,
     /// Algorithm of new SAML signing keys: `RS256` (RSA-2048, default) or `ES256` (P-256).
     pub saml_algorithm: String,
     /// ID token signing algorithm of clients registered without one: `RS256` (default),
@@ -297,6 +301,7 @@ impl Default for KeyConfig {
             at_rest_key_file: None,
             at_rest_key: None,
             previous_key_grace: Duration::from_secs(7 * 86_400),
+            rotate_every: Duration::ZERO,
             saml_algorithm: "RS256".into(),
             oidc_algorithm: "RS256".into(),
         }

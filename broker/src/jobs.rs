@@ -24,6 +24,10 @@ use crate::store::{Db, Store};
 pub const HOUSEKEEPING: &str = "housekeeping";
 /// The refresh of SP metadata registered by URL (`rp::refresh`).
 pub const SAML_METADATA_REFRESH: &str = "saml_metadata_refresh";
+/// Scheduled key rotation (`keys.rotate_every`).
+pub const KEY_ROTATION: &str = "key_rotation";
+/// How often a node looks whether a key is due for rotation.
+pub const KEY_ROTATION_CHECK: Duration = Duration::from_secs(3600);
 /// How often a node asks for the housekeeping lease (and how long the lease lasts).
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(300);
 /// How long an ended or expired single sign-on session is kept (for logout and support).
@@ -133,6 +137,76 @@ pub async fn housekeeping_forever(store: Store, clock: crate::clock::SharedClock
             Ok(Ok(None)) => tracing::debug!("housekeeping: another node has this round"),
             Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping round failed"),
             Err(e) => tracing::warn!(error = %e, "housekeeping round stopped"),
+        }
+    }
+}
+
+/// What scheduled key rotation needs from the configuration.
+#[derive(Clone)]
+pub struct RotationPlan {
+    pub vault: std::sync::Arc<fedhub_metadata::AtRestKey>,
+    pub saml_alg: fedhub_metadata::keys::KeyAlg,
+    pub every: Duration,
+    pub grace: Duration,
+}
+
+/// One round of scheduled rotation on this node, if it gets the lease; each rotation is
+/// audited as `keys.rotate` by `fedhub (scheduled)`.
+pub fn rotate_keys_round(
+    store: &Store,
+    plan: &RotationPlan,
+    node: &str,
+    now: i64,
+) -> Result<Option<Vec<String>>> {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    with_lease(store, KEY_ROTATION, node, now, KEY_ROTATION_CHECK, |s| {
+        s.write(|c| {
+            let done = crate::keys::rotate_due(
+                c,
+                &plan.vault,
+                plan.saml_alg,
+                secs(plan.every),
+                secs(plan.grace),
+                now,
+            )?;
+            let mut lines = Vec::new();
+            for (purpose, alg, r) in done {
+                let event = crate::audit::Event::new("fedhub (scheduled)", "keys.rotate")
+                    .target(purpose.as_str())
+                    .detail(format!("{}: {} signs now", alg.as_str(), r.current));
+                crate::audit::record(c, &event, now)?;
+                lines.push(format!(
+                    "{} {}: {}",
+                    purpose.as_str(),
+                    alg.as_str(),
+                    r.current
+                ));
+            }
+            Ok(lines)
+        })
+    })
+}
+
+/// The scheduled rotation loop of `serve` (only when `keys.rotate_every` is set).
+pub async fn rotate_keys_forever(
+    store: Store,
+    clock: crate::clock::SharedClock,
+    node: String,
+    plan: RotationPlan,
+) {
+    let mut tick = tokio::time::interval(KEY_ROTATION_CHECK);
+    loop {
+        tick.tick().await;
+        let (store, node, plan, now) = (store.clone(), node.clone(), plan.clone(), clock.now());
+        let round =
+            tokio::task::spawn_blocking(move || rotate_keys_round(&store, &plan, &node, now)).await;
+        match round {
+            Ok(Ok(Some(lines))) if !lines.is_empty() => {
+                tracing::info!(?lines, "scheduled key rotation: new keys sign now")
+            }
+            Ok(Ok(_)) => tracing::debug!("scheduled key rotation: nothing due on this node"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+            Err(e) => tracing::warn!(error = %e, "scheduled key rotation stopped"),
         }
     }
 }

@@ -182,6 +182,31 @@ pub fn ensure_all(
     }
 }
 
+/// Scheduled rotation (`keys.rotate_every`): rotates every key line whose current key has
+/// signed for `every` seconds or more, each as [`rotate`] would. Run inside one write
+/// transaction, on the node holding the `key_rotation` lease.
+pub fn rotate_due(
+    conn: &mut Db,
+    vault: &AtRestKey,
+    saml_alg: KeyAlg,
+    every: i64,
+    grace: i64,
+    now: i64,
+) -> Result<Vec<(Purpose, KeyAlg, Rotation)>> {
+    let lines = std::iter::once((Purpose::Saml, saml_alg))
+        .chain(OIDC_FAMILIES.iter().map(|alg| (Purpose::Oidc, *alg)));
+    let mut done = Vec::new();
+    for (purpose, alg) in lines {
+        let due = in_state(conn, purpose, family(purpose, alg), "current")?
+            .first()
+            .is_some_and(|k| k.activated_at.unwrap_or(k.created_at) + every <= now);
+        if due {
+            done.push((purpose, alg, rotate(conn, vault, purpose, alg, grace, now)?));
+        }
+    }
+    Ok(done)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Rotation {
     pub current: String,

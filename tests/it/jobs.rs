@@ -15,6 +15,7 @@ on_both_engines!(
     a_lease_goes_to_one_node_until_it_runs_out,
     eight_nodes_at_once_run_a_round_once,
     housekeeping_removes_only_what_can_no_longer_be_used,
+    scheduled_rotation_rotates_each_due_key_line_once_on_one_node,
 );
 
 fn a_lease_goes_to_one_node_until_it_runs_out(store: &TestStore) {
@@ -235,4 +236,75 @@ fn housekeeping_removes_only_what_can_no_longer_be_used(store: &TestStore) {
     // A second round finds nothing more.
     let again = store.write(|c| jobs::purge_expired(c, NOW)).unwrap();
     assert_eq!(again, Purged::default());
+}
+
+fn scheduled_rotation_rotates_each_due_key_line_once_on_one_node(store: &TestStore) {
+    use fedhub::keys::{self, Purpose};
+    use fedhub_metadata::keys::KeyAlg;
+
+    let vault = crate::support::vault();
+    for purpose in [Purpose::Saml, Purpose::Oidc] {
+        store
+            .write(|c| keys::ensure_all(c, &vault, purpose, KeyAlg::Rsa2048, NOW))
+            .unwrap();
+    }
+    let day = 86_400;
+    let plan = jobs::RotationPlan {
+        vault: Arc::new(crate::support::vault()),
+        saml_alg: KeyAlg::Rsa2048,
+        every: Duration::from_secs(30 * day as u64),
+        grace: Duration::from_secs(7 * day as u64),
+    };
+    let current = |purpose, alg| store.read(|c| keys::current_kid(c, purpose, alg)).unwrap();
+    let saml_before = current(Purpose::Saml, KeyAlg::Rsa2048);
+    let rounds = |at: i64| {
+        // Eight nodes ask at the same time: one of them rotates.
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (node, plan) = (store.another_node(), plan.clone());
+                std::thread::spawn(move || {
+                    jobs::rotate_keys_round(&node, &plan, &format!("node-{i}"), at).unwrap()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    // A day before the keys are due: the round runs and rotates nothing.
+    let early = rounds(NOW + 29 * day);
+    assert_eq!(
+        early,
+        vec![Vec::<String>::new()],
+        "one node ran, nothing due"
+    );
+    assert_eq!(current(Purpose::Saml, KeyAlg::Rsa2048), saml_before);
+
+    // Due: the SAML line and the three OIDC families rotate once, and the new keys were the
+    // published `next` ones (a key is published before it signs).
+    let next_before: Vec<String> = store
+        .read(|c| {
+            Ok(schema::signing_keys::table
+                .filter(schema::signing_keys::state.eq("next"))
+                .select(schema::signing_keys::kid)
+                .load(c)?)
+        })
+        .unwrap();
+    let lease_ran = rounds(NOW + 30 * day);
+    assert_eq!(lease_ran.len(), 1, "one node rotated");
+    assert_eq!(lease_ran[0].len(), 4, "{:?}", lease_ran[0]);
+    let saml_after = current(Purpose::Saml, KeyAlg::Rsa2048);
+    assert_ne!(saml_after, saml_before);
+    assert!(next_before.contains(&saml_after));
+    let audited: i64 = store
+        .read(|c| {
+            Ok(schema::audit_log::table
+                .filter(schema::audit_log::action.eq("keys.rotate"))
+                .count()
+                .get_result(c)?)
+        })
+        .unwrap();
+    assert_eq!(audited, 4);
 }

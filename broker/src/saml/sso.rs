@@ -23,7 +23,6 @@ use crate::login::sso::{self, SsoSession};
 use crate::login::{auth_session, Answer, RpRequest};
 use crate::rp::saml::NameIdFormat;
 use crate::rp::RelyingParty;
-use crate::store::schema::saml_replay::dsl as replay;
 use crate::web::error::WebError;
 use crate::web::pages::{Lang, PageContext};
 use crate::web::{cookies, request_id_of, AppState};
@@ -143,33 +142,9 @@ async fn handle(
             return Err(refused_request(e));
         }
     };
-    // A request is answered once: a replayed AuthnRequest ID is refused.
+    // A request is answered once: a replayed AuthnRequest ID is refused (checked in the
+    // transaction that starts the login).
     let replay_key = format!("{}!{}", md.entity_id, req.id);
-    let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
-    let fresh = state
-        .store
-        .write_async(move |c| {
-            use diesel::prelude::*;
-            diesel::delete(replay::saml_replay.filter(replay::expires_at.le(now))).execute(c)?;
-            let taken = replay::saml_replay
-                .find(&replay_key)
-                .count()
-                .get_result::<i64>(c)?
-                > 0;
-            if !taken {
-                diesel::insert_into(replay::saml_replay)
-                    .values((replay::id.eq(&replay_key), replay::expires_at.eq(now + ttl)))
-                    .execute(c)?;
-            }
-            Ok(!taken)
-        })
-        .await?;
-    if !fresh {
-        audit_refusal(issuer.clone(), format!("AuthnRequest {} replayed", req.id)).await;
-        return Err(refused_request(XmlError::Invalid(
-            "this request was already used".into(),
-        )));
-    }
     let request = RpRequest {
         rp_id: sp.rp.id.clone(),
         answer: Answer::Saml {
@@ -183,7 +158,29 @@ async fn handle(
         // Scoping/IDPList: the identity provider the SP wants (a connector id or issuer).
         connector_hint: verified.idp_list.first().cloned(),
     };
-    start_or_answer(state, &headers, sp, request).await
+    match start_or_answer(state.clone(), &headers, sp, request, Some(replay_key)).await {
+        Err(Started::Replayed) => {
+            audit_refusal(issuer.clone(), format!("AuthnRequest {} replayed", req.id)).await;
+            Err(refused_request(XmlError::Invalid(
+                "this request was already used".into(),
+            )))
+        }
+        Err(Started::Failed(e)) => Err(e),
+        Ok(res) => Ok(res),
+    }
+}
+
+/// Why [`start_or_answer`] gave no answer.
+enum Started {
+    /// The AuthnRequest's ID was used before.
+    Replayed,
+    Failed(WebError),
+}
+
+impl<E: Into<WebError>> From<E> for Started {
+    fn from(e: E) -> Started {
+        Started::Failed(e.into())
+    }
 }
 
 /// A registered SP by entityID, parsed: from this node's copies when they are fresh, else
@@ -213,15 +210,6 @@ pub(crate) async fn service_provider(
         .await
 }
 
-/// The parsed SP of a relying party already in hand.
-pub(crate) async fn sp_of(state: &AppState, rp: &Arc<RelyingParty>) -> Result<Arc<SamlSp>> {
-    if let Some(sp) = state.cache.peek_saml_sp(&rp.id) {
-        return Ok(sp);
-    }
-    let (cache, rp) = (state.cache.clone(), rp.clone());
-    state.store.read_async(move |c| cache.saml_sp(c, &rp)).await
-}
-
 /// With a live SSO session (and no ForceAuthn) answer now; IsPassive without one gets
 /// NoPassive; otherwise start a login.
 async fn start_or_answer(
@@ -229,57 +217,71 @@ async fn start_or_answer(
     headers: &HeaderMap,
     sp: Arc<SamlSp>,
     request: RpRequest,
-) -> Result<Response, WebError> {
+    replay_key: Option<String>,
+) -> std::result::Result<Response, Started> {
+    enum Next {
+        Replayed,
+        Disabled,
+        Answer(SsoSession),
+        NoPassive,
+        Login(String),
+    }
     let now = state.clock.now();
-    if !sp.rp.enabled {
-        return Ok(error_answer(
-            &state,
-            &sp.rp,
-            &request,
-            response::STATUS_REQUESTER,
-            Some(response::STATUS_REQUEST_DENIED),
-            "service disabled",
-            headers,
-        )
-        .await?);
-    }
-    let session = match cookies::get(headers, &state.config.cookies.name) {
-        Some(cookie) if !request.force_authn => {
-            let cookie = cookie.to_string();
-            let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
-            state
-                .store
-                .write_async(move |c| sso::current(c, &cookie, idle, now))
-                .await?
-        }
-        _ => None,
-    };
-    if let Some(session) = session {
-        return answer(state, headers, sp, request, session, None).await;
-    }
-    if request.is_passive {
-        return Ok(error_answer(
-            &state,
-            &sp.rp,
-            &request,
-            response::STATUS_RESPONDER,
-            Some(response::STATUS_NO_PASSIVE),
-            "no single sign-on session",
-            headers,
-        )
-        .await?);
-    }
     let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
-    let stored = request.clone();
-    let handle = state
+    let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
+    let cookie = cookies::get(headers, &state.config.cookies.name)
+        .filter(|_| !request.force_authn)
+        .map(str::to_string);
+    let (enabled, stored) = (sp.rp.enabled, request.clone());
+    // One transaction: the replay entry, the SSO session, or the new login.
+    let next = state
         .store
-        .write_async(move |c| auth_session::create(c, &stored, ttl, now))
+        .write_async(move |c| {
+            if let Some(key) = replay_key {
+                if !crate::store::replay::remember_once(c, &key, now + ttl, now)? {
+                    return Ok(Next::Replayed);
+                }
+            }
+            if !enabled {
+                return Ok(Next::Disabled);
+            }
+            if let Some(cookie) = cookie {
+                if let Some(session) = sso::current(c, &cookie, idle, now)? {
+                    return Ok(Next::Answer(session));
+                }
+            }
+            if stored.is_passive {
+                return Ok(Next::NoPassive);
+            }
+            auth_session::create(c, &stored, ttl, now).map(Next::Login)
+        })
         .await?;
-    let mut res = Redirect::to(&format!("/login/{handle}")).into_response();
-    if let Some(c) = cookies::login(&state.config, &handle, ttl) {
-        res.headers_mut().append(header::SET_COOKIE, c);
+    let refuse = |second, message| {
+        let (state, sp, request) = (&state, &sp, &request);
+        async move {
+            let top = if second == response::STATUS_NO_PASSIVE {
+                response::STATUS_RESPONDER
+            } else {
+                response::STATUS_REQUESTER
+            };
+            error_answer(state, &sp.rp, request, top, Some(second), message, headers).await
+        }
+    };
+    match next {
+        Next::Replayed => Err(Started::Replayed),
+        Next::Disabled => Ok(refuse(response::STATUS_REQUEST_DENIED, "service disabled").await?),
+        Next::NoPassive => {
+            Ok(refuse(response::STATUS_NO_PASSIVE, "no single sign-on session").await?)
+        }
+        Next::Answer(session) => Ok(answer(state, headers, sp, request, session, None).await?),
+        Next::Login(handle) => {
+            let mut res = Redirect::to(&format!("/login/{handle}")).into_response();
+            if let Some(c) = cookies::login(&state.config, &handle, ttl) {
+                res.headers_mut().append(header::SET_COOKIE, c);
+            }
+            Ok(res)
+        }
     }
-    Ok(res)
 }
 
 /// A signed error Response to the (metadata-registered) ACS.
@@ -362,106 +364,155 @@ pub(crate) async fn answer_telling(
     session: SsoSession,
     set_sso: Option<HeaderValue>,
 ) -> Result<(Option<Refusal>, Result<Response, WebError>), WebError> {
-    let now = state.clock.now();
-    let vault = state.vault()?;
-    let issuer = state.config.saml_entity_id();
-    let assertion_ttl = state.config.tokens.saml_assertion_ttl.as_secs() as i64;
-    let rp = sp.rp.clone();
-    let encrypt_for = if sp.settings.encrypt_assertion {
-        sp.metadata
-            .encryption_certs
-            .first()
-            .map(|c| c.der_data().to_vec())
-    } else {
-        None
-    };
+    let ctx = AnswerContext::of(&state, headers)?;
+    let (for_db, req) = (sp.clone(), request.clone());
+    let outcome = state
+        .store
+        .write_async(move |c| prepare(c, &ctx, &for_db, &req, &session))
+        .await?;
+    conclude(&state, headers, &sp, &request, outcome, set_sso).await
+}
+
+/// What answering an SP needs from the server, taken before the transaction.
+#[derive(Clone)]
+pub struct AnswerContext {
+    vault: Arc<fedhub_metadata::AtRestKey>,
+    issuer: String,
+    assertion_ttl: i64,
+    request_id: String,
+    now: i64,
+    cache: crate::cache::NodeCache,
+}
+
+impl AnswerContext {
+    pub fn of(state: &AppState, headers: &HeaderMap) -> Result<AnswerContext> {
+        Ok(AnswerContext {
+            vault: state.vault()?,
+            issuer: state.config.saml_entity_id(),
+            assertion_ttl: state.config.tokens.saml_assertion_ttl.as_secs() as i64,
+            request_id: request_id_of(headers),
+            now: state.clock.now(),
+            cache: state.cache.clone(),
+        })
+    }
+}
+
+/// An assertion ready to sign (signing waits until the transaction has committed).
+pub struct Prepared {
+    data: Box<AssertionData>,
+    signer: Arc<fedhub_metadata::xml::dsig::XmlSigner>,
+}
+
+/// Resolves the person for this SP inside the caller's transaction (the sign-in's own, or
+/// the SSO answer's): records the SP with the SSO session and audits the answer, or the
+/// refusal.
+pub fn prepare(
+    c: &mut crate::store::Db,
+    ctx: &AnswerContext,
+    sp: &SamlSp,
+    request: &RpRequest,
+    session: &SsoSession,
+) -> Result<std::result::Result<Prepared, Refusal>> {
     let Answer::Saml {
         acs_url,
         in_response_to,
+        ..
+    } = &request.answer
+    else {
+        return Err(Error::internal(
+            "a SAML answer for a request of another protocol",
+        ));
+    };
+    let (rp, now) = (&sp.rp, ctx.now);
+    let event = |outcome| {
+        Event::new(format!("account:{}", session.account_id), "saml.sso")
+            .target(rp.entity_id.clone())
+            .rp(rp.id.clone())
+            .outcome(outcome)
+            .request(Some(ctx.request_id.clone()))
+    };
+    let account = crate::directory::accounts::get(c, &session.account_id)?;
+    let resolved = match resolve::for_rp(c, &ctx.vault, account, rp)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            audit::record(c, &event(Outcome::Denied).detail(refusal.as_str()), now)?;
+            return Ok(Err(refusal));
+        }
+    };
+    let settings = &sp.settings;
+    let (name_id, format) = match settings.name_id_format {
+        NameIdFormat::Persistent => (resolved.subject.clone(), NAMEID_PERSISTENT),
+        NameIdFormat::Transient => (
+            format!("_t{}", uuid::Uuid::new_v4().simple()),
+            NAMEID_TRANSIENT,
+        ),
+        NameIdFormat::Email => match &resolved.account.email {
+            Some(e) => (e.clone(), NAMEID_EMAIL),
+            None => (resolved.subject.clone(), NAMEID_PERSISTENT),
+        },
+    };
+    // Logout names the person the way this SP knows them.
+    let session_index = sso::served(c, &session.id, &rp.id, &name_id, now)?;
+    let attributes = resolved
+        .attributes
+        .into_iter()
+        .filter(|(n, _)| settings.release.iter().any(|r| r == n))
+        .collect();
+    let data = AssertionData {
+        issuer: ctx.issuer.clone(),
+        audience: rp.entity_id.clone(),
+        acs_url: acs_url.clone(),
+        in_response_to: in_response_to.clone(),
+        name_id,
+        name_id_format: format.to_string(),
+        session_index,
+        authn_instant: session.authn.auth_time,
+        authn_context_class: session
+            .authn
+            .acr
+            .clone()
+            .unwrap_or_else(|| "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified".into()),
+        attributes,
+        now,
+        ttl: ctx.assertion_ttl,
+    };
+    let signer = ctx.cache.saml_signer(c, &ctx.vault)?;
+    audit::record(c, &event(Outcome::Success), now)?;
+    Ok(Ok(Prepared {
+        data: Box::new(data),
+        signer,
+    }))
+}
+
+/// After the commit: the signed Response posted to the SP, or the refusal (a page, or for
+/// IsPassive a signed refusal to the SP). The first part tells why the person was refused
+/// (`None`: the Response was sent); the outer error is a failure to answer at all.
+pub(crate) async fn conclude(
+    state: &AppState,
+    headers: &HeaderMap,
+    sp: &SamlSp,
+    request: &RpRequest,
+    outcome: std::result::Result<Prepared, Refusal>,
+    set_sso: Option<HeaderValue>,
+) -> Result<(Option<Refusal>, Result<Response, WebError>), WebError> {
+    let Answer::Saml {
+        acs_url,
         relay_state,
-    } = request.answer.clone()
+        ..
+    } = &request.answer
     else {
         return Err(WebError::page(Error::internal(
             "a SAML answer for a request of another protocol",
         )));
     };
-    let (rp_for_db, for_db) = (rp.clone(), sp.clone());
-    let cache = state.cache.clone();
-    let request_id = request_id_of(headers);
-    let acs = acs_url.clone();
-    let passive = request.is_passive;
-    let original = request.clone();
-    let outcome = state
-        .store
-        .write_async(move |c| {
-            let account = crate::directory::accounts::get(c, &session.account_id)?;
-            let resolved = match resolve::for_rp(c, &vault, account, &rp_for_db)? {
-                Ok(r) => r,
-                Err(refusal) => {
-                    let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
-                        .target(rp_for_db.entity_id.clone())
-                        .rp(rp_for_db.id.clone())
-                        .outcome(Outcome::Denied)
-                        .detail(refusal.as_str())
-                        .request(Some(request_id.clone()));
-                    audit::record(c, &event, now)?;
-                    return Ok(Err(refusal));
-                }
-            };
-            let settings = &for_db.settings;
-            let (name_id, format) = match settings.name_id_format {
-                NameIdFormat::Persistent => (resolved.subject.clone(), NAMEID_PERSISTENT),
-                NameIdFormat::Transient => (
-                    format!("_t{}", uuid::Uuid::new_v4().simple()),
-                    NAMEID_TRANSIENT,
-                ),
-                NameIdFormat::Email => match &resolved.account.email {
-                    Some(e) => (e.clone(), NAMEID_EMAIL),
-                    None => (resolved.subject.clone(), NAMEID_PERSISTENT),
-                },
-            };
-            // Logout names the person the way this SP knows them.
-            let session_index = sso::served(c, &session.id, &rp_for_db.id, &name_id, now)?;
-            let attributes = resolved
-                .attributes
-                .into_iter()
-                .filter(|(n, _)| settings.release.iter().any(|r| r == n))
-                .collect();
-            let data =
-                AssertionData {
-                    issuer,
-                    audience: rp_for_db.entity_id.clone(),
-                    acs_url: acs,
-                    in_response_to,
-                    name_id,
-                    name_id_format: format.to_string(),
-                    session_index,
-                    authn_instant: session.authn.auth_time,
-                    authn_context_class: session.authn.acr.clone().unwrap_or_else(|| {
-                        "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified".into()
-                    }),
-                    attributes,
-                    now,
-                    ttl: assertion_ttl,
-                };
-            let signer = cache.saml_signer(c, &vault)?;
-            let xml = response::success(&data, settings.sign, &signer, encrypt_for.as_deref())?;
-            let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
-                .target(rp_for_db.entity_id.clone())
-                .rp(rp_for_db.id.clone())
-                .request(Some(request_id.clone()));
-            audit::record(c, &event, now)?;
-            Ok(Ok(xml))
-        })
-        .await?;
-    let xml = match outcome {
-        Ok(xml) => xml,
+    let prepared = match outcome {
+        Ok(p) => p,
         // IsPassive forbids showing a page: the SP gets a signed refusal instead.
-        Err(refusal) if passive => {
+        Err(refusal) if request.is_passive => {
             let res = error_answer(
-                &state,
-                &rp,
-                &original,
+                state,
+                &sp.rp,
+                request,
                 response::STATUS_REQUESTER,
                 Some(response::STATUS_REQUEST_DENIED),
                 "not allowed to use this service",
@@ -472,7 +523,27 @@ pub(crate) async fn answer_telling(
         }
         Err(refusal) => return Ok((Some(refusal), Err(refusal_page(refusal)))),
     };
-    let mut res = post_page(&state, headers, &rp, &acs_url, &xml, relay_state.as_deref())?;
+    let encrypt_for = sp
+        .settings
+        .encrypt_assertion
+        .then(|| sp.metadata.encryption_certs.first())
+        .flatten()
+        .map(|c| c.der_data().to_vec());
+    // Signed after the commit: on SQLite the write lock is not held for the RSA work.
+    let xml = response::success(
+        &prepared.data,
+        sp.settings.sign,
+        &prepared.signer,
+        encrypt_for.as_deref(),
+    )?;
+    let mut res = post_page(
+        state,
+        headers,
+        &sp.rp,
+        acs_url,
+        &xml,
+        relay_state.as_deref(),
+    )?;
     if let Some(c) = set_sso {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -651,5 +722,10 @@ pub async fn idp_initiated(
         login_hint: None,
         connector_hint: None,
     };
-    start_or_answer(state, &headers, sp, request).await
+    start_or_answer(state, &headers, sp, request, None)
+        .await
+        .map_err(|e| match e {
+            Started::Failed(e) => e,
+            Started::Replayed => WebError::page(Error::internal("no request to replay")),
+        })
 }

@@ -759,10 +759,11 @@ async fn oidc_callback(
 
 /// How finishing a login ended.
 enum Step {
-    SignedIn(
+    /// A SAML SP answered in the same transaction: the assertion to sign (or a refusal).
+    SamlAnswered(
         crate::login::RpRequest,
-        std::sync::Arc<crate::rp::RelyingParty>,
-        sso::SsoSession,
+        std::sync::Arc<crate::cache::SamlSp>,
+        std::result::Result<crate::saml::sso::Prepared, resolve::Refusal>,
         String,
     ),
     /// An OIDC client answered in the same transaction: its code (or a refusal).
@@ -804,6 +805,7 @@ pub(crate) async fn finish(
     let request_id = request_id_of(headers);
     let sso_ttl = state.config.sessions.sso_session_ttl.as_secs() as i64;
     let oidc_ctx = crate::oidc::authorize::AnswerContext::of(state, headers)?;
+    let saml_ctx = crate::saml::sso::AnswerContext::of(state, headers)?;
     let (h, connector) = (handle.to_string(), connector_id.to_string());
     let cache = state.cache.clone();
     let (step, started) = state
@@ -900,8 +902,12 @@ pub(crate) async fn finish(
                     started,
                 ));
             }
+            // The Response is prepared with the sign-in too (signed after the commit).
+            let sp = cache.saml_sp(c, &rp)?;
+            let outcome =
+                crate::saml::sso::prepare(c, &saml_ctx, &sp, &session.request, &sso_session)?;
             Ok((
-                Step::SignedIn(session.request, rp, sso_session, cookie),
+                Step::SamlAnswered(session.request, sp, outcome, cookie),
                 started,
             ))
         })
@@ -934,21 +940,9 @@ async fn answer_step(
     // A failure to answer (signing, the database) is the hub's.
     let failed = |e: WebError| (LoginOutcome::Error("internal"), Err(e));
     match step {
-        Step::SignedIn(request, rp, session, cookie) => {
+        Step::SamlAnswered(request, sp, outcome, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);
-            let sp = match crate::saml::sso::sp_of(state, &rp).await {
-                Ok(sp) => sp,
-                Err(e) => return failed(e.into()),
-            };
-            match crate::saml::sso::answer_telling(
-                state.clone(),
-                headers,
-                sp,
-                request,
-                session,
-                set_sso,
-            )
-            .await
+            match crate::saml::sso::conclude(state, headers, &sp, &request, outcome, set_sso).await
             {
                 Ok((None, res)) => (LoginOutcome::Success, res),
                 Ok((Some(refusal), res)) => (LoginOutcome::Refused(refusal.as_str()), res),
