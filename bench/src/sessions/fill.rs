@@ -8,6 +8,7 @@ use anyhow::{anyhow, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use diesel::prelude::*;
+use fedhub::clock::{Clock, SystemClock};
 use fedhub::store::schema::{sso_session_rps as sr, sso_sessions as s};
 use fedhub::store::{Db, Store};
 use fedhub_connectors::Authn;
@@ -89,7 +90,8 @@ struct Served {
     served_at: i64,
 }
 
-/// Writes `count` sessions of `shape`, account `i` for session `i` (wrapping around).
+/// Writes `count` sessions of `shape`, account `i` for session `i` (wrapping around), as of
+/// the time each transaction starts.
 #[allow(clippy::too_many_arguments)]
 pub fn sessions(
     store: &Store,
@@ -98,7 +100,6 @@ pub fn sessions(
     shape: Shape,
     keep_cookies: usize,
     rng: &mut Rng,
-    now: i64,
 ) -> Result<Written> {
     if to.accounts.is_empty() || to.rp_ids.is_empty() {
         return Err(anyhow!(
@@ -111,22 +112,25 @@ pub fn sessions(
     let mut done = 0;
     while done < count {
         let n = (count - done).min(BATCH * BATCHES_PER_TRANSACTION);
+        // The time of each transaction: a fill of a million takes minutes.
+        let now = SystemClock.now();
         let mut rows = Vec::with_capacity(n);
         let mut served = Vec::with_capacity(n * 2);
         for i in done..done + n {
             let cookie = fedhub::tokens::random_secret("")?;
             let account_id = to.accounts[i % to.accounts.len()].clone();
-            // Live: signed in within the 8 h lifetime, seen within the 30 min idle time.
+            // Live: signed in within the 8 h lifetime, seen in the last 10 minutes (of the
+            // 30 min idle time: they stay live while a long fill and the logins run).
             // Expired: signed in two to three days ago.
             let created_at = if shape.expired {
                 now - 2 * 86_400 - rng.below(86_400) as i64
             } else {
-                now - rng.below(ttl as usize - 1800) as i64 - 60
+                now - rng.below(ttl as usize - 3600) as i64 - 60
             };
             let last_seen_at = if shape.expired {
                 created_at + 600
             } else {
-                now - rng.below(1500) as i64
+                now - rng.below(600) as i64
             };
             let authn = Authn {
                 auth_time: created_at,

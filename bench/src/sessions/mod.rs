@@ -136,7 +136,6 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         shape,
         COOKIE_POOL,
         &mut rng,
-        now,
     )?;
     let fill_s = started.elapsed().as_secs_f64();
     println!(
@@ -240,10 +239,19 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         expired: true,
         ..shape
     };
-    fill::sessions(&store, &targets, expired_count, shape, 0, &mut rng, now)?;
+    fill::sessions(&store, &targets, expired_count, shape, 0, &mut rng)?;
     eprintln!(
         "fedhub-load: {expired_count} expired sessions written in {:.1} s",
         started.elapsed().as_secs_f64()
+    );
+    // What the single statement of earlier versions had to read to find them: `expires_at`
+    // OR `ended_at`, with no index on `ended_at`, is a scan of every session.
+    let kept_until = SystemClock.now() - fedhub::jobs::SSO_KEPT_FOR;
+    let started = Instant::now();
+    let found = single_statement_scan(&store, kept_until)?;
+    let scan_s = started.elapsed().as_secs_f64();
+    println!(
+        "one statement with OR (as before the fix) finds {found} sessions to remove in {scan_s:.2} s"
     );
     let purge_store = store.clone();
     let purge_now = SystemClock.now();
@@ -271,6 +279,7 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
             "removed": purged.purged.sso_sessions,
             "batches": purged.batches,
             "seconds": round(took.as_secs_f64(), 2),
+            "single_statement_scan_s": round(scan_s, 2),
         }),
     );
     out.insert("sso_cookie_login_during_housekeeping".into(), during.json());
@@ -374,6 +383,37 @@ fn measure(
         p99_ms: crate::percentile_ms(&sorted, 0.99),
         max_ms: crate::percentile_ms(&sorted, 1.0),
     })
+}
+
+/// Counts the sessions earlier versions' single DELETE removed, with the plan it had then:
+/// no index for `ended_at`, so a read of the whole table (SQLite `NOT INDEXED`, PostgreSQL
+/// without index scans), in a transaction that writes nothing.
+fn single_statement_scan(store: &Store, kept_until: i64) -> Result<i64> {
+    use diesel::connection::SimpleConnection;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = |from: &str| {
+        format!(
+            "SELECT COUNT(*) AS n FROM {from} WHERE expires_at <= {kept_until} OR ended_at <= {kept_until}"
+        )
+    };
+    let found: Count = store.write(|c| {
+        Ok(match c {
+            fedhub::store::Db::Sqlite(c) => {
+                diesel::sql_query(sql("sso_sessions NOT INDEXED")).get_result(c)?
+            }
+            fedhub::store::Db::Postgres(c) => {
+                c.batch_execute(
+                    "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off",
+                )?;
+                diesel::sql_query(sql("sso_sessions")).get_result(c)?
+            }
+        })
+    })?;
+    Ok(found.n)
 }
 
 /// A `/proc/<pid>/status` memory line (e.g. `VmRSS:`), in MiB.
