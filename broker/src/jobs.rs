@@ -106,7 +106,7 @@ impl Purged {
 /// Rows of each kind one batch removes. A round with much to remove (after a long outage,
 /// or with a million sessions expiring) runs batch after batch, each in its own short
 /// transaction, so sign-ins get the database (SQLite's write lock) between them.
-pub const PURGE_BATCH: i64 = 1_000;
+pub const PURGE_BATCH: i64 = 200;
 
 /// Deletes up to `limit` rows of `table` that match `filter`, found first by their `key`
 /// (diesel cannot delete from a table through a subquery on the same table).
@@ -192,6 +192,7 @@ pub struct Round {
 /// One housekeeping round: batches of at most `limit` rows of each kind, each batch in its
 /// own transaction, until a batch finds less than a full batch of every kind.
 pub fn purge_round(store: &Store, now: i64, limit: i64) -> Result<Round> {
+    let limit = limit.max(1);
     let mut round = Round::default();
     loop {
         let batch = store.write(|c| purge_batch(c, now, limit))?;

@@ -104,7 +104,7 @@ fn upstream_of(i: usize) -> (String, String) {
             .map(|k| ((k * 131 + i * 7919 + salt * 17) % 251) as u8)
             .collect()
     };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let sub = format!("8c1f0e6a-{i:04}-4d2b-9a7e-3f5b2c1d0e9f");
         let header = serde_json::json!({"alg": "RS256", "kid": URL_SAFE_NO_PAD.encode(random(32, 1)), "typ": "JWT"});
         let claims = serde_json::json!({
@@ -167,7 +167,7 @@ fn sign_in(
         session: Some(&kept),
     };
     let (cookie, session) = sso::start(c, account, "dev", &authn, upstream, TTL, at)?;
-    let served = if i % 3 == 0 { 2 } else { 1 };
+    let served = if i.is_multiple_of(3) { 2 } else { 1 };
     for k in 0..served {
         let rp = &rps[(i + k) % rps.len()];
         let sub = fedhub::login::resolve::pairwise_subject(&vault(), rp, account);

@@ -161,7 +161,10 @@ pub fn sessions(
                     served_at: created_at + 5 * k as i64,
                 });
             }
-            if !shape.expired && i % keep_every == 0 && written.cookies.len() < keep_cookies {
+            if !shape.expired
+                && i.is_multiple_of(keep_every)
+                && written.cookies.len() < keep_cookies
+            {
                 written.cookies.push(cookie);
             }
             rows.push(Session {
@@ -288,4 +291,28 @@ fn saml_upstream(rng: &mut Rng) -> Result<(String, String)> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logout_state_reads_back_through_the_connectors_types() {
+        let mut rng = Rng::new(1);
+        let (kept, sub) = oidc_upstream(&mut rng, 1_795_737_600).unwrap();
+        let back: fedhub_connectors::oidc::UpstreamSession = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back.id_token.split('.').count(), 3, "a JWS");
+        assert!((950..1200).contains(&back.id_token.len()), "about 1 KB");
+        let claims = URL_SAFE_NO_PAD
+            .decode(back.id_token.split('.').nth(1).unwrap())
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert_eq!(claims["sub"], sub.as_str());
+
+        let (kept, sub) = saml_upstream(&mut rng).unwrap();
+        let back: fedhub_connectors::saml::UpstreamSession = serde_json::from_str(&kept).unwrap();
+        assert_eq!(back.name_id.value, sub);
+        assert!(back.session_index.is_some());
+    }
 }

@@ -51,6 +51,9 @@ pub struct SessionsArgs {
     /// (default: a tenth of --sessions).
     #[arg(long)]
     pub expired: Option<usize>,
+    /// Rows of each kind per housekeeping batch (default: the hub's own).
+    #[arg(long, default_value_t = fedhub::jobs::PURGE_BATCH)]
+    pub purge_batch: i64,
     /// Logins of each measured kind (full logins, SSO-cookie logins).
     #[arg(long, default_value_t = 2000)]
     pub logins: usize,
@@ -254,10 +257,11 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         "one statement with OR (as before the fix) finds {found} sessions to remove in {scan_s:.2} s"
     );
     let purge_store = store.clone();
+    let purge_batch = args.purge_batch;
     let purge_now = SystemClock.now();
     let purge = std::thread::spawn(move || {
         let began = Instant::now();
-        fedhub::jobs::purge_round(&purge_store, purge_now, fedhub::jobs::PURGE_BATCH)
+        fedhub::jobs::purge_round(&purge_store, purge_now, purge_batch)
             .map(|round| (round, began.elapsed()))
     });
     let during = measure(&runtime, &http, &sso, args, &pid, limit)?;
@@ -268,7 +272,7 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         "housekeeping round: {} sessions removed in {} batches of at most {} rows, {:.2} s",
         purged.purged.sso_sessions,
         purged.batches,
-        fedhub::jobs::PURGE_BATCH,
+        args.purge_batch,
         took.as_secs_f64()
     );
     during.print("sso_cookie_login_during_housekeeping");
@@ -278,6 +282,7 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
             "expired_sessions": expired_count,
             "removed": purged.purged.sso_sessions,
             "batches": purged.batches,
+            "batch_limit": args.purge_batch,
             "seconds": round(took.as_secs_f64(), 2),
             "single_statement_scan_s": round(scan_s, 2),
         }),
@@ -458,4 +463,33 @@ fn parts_json(parts: &[footprint::Part], sessions: usize) -> serde_json::Value {
 fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn arguments_parse() {
+        let cli = crate::Cli::try_parse_from([
+            "fedhub-load",
+            "sessions",
+            "--engine",
+            "postgres",
+            "--sessions",
+            "1000000",
+            "--no-hub",
+        ])
+        .unwrap();
+        let crate::Command::Sessions(args) = cli.command else {
+            panic!("not the sessions command");
+        };
+        assert_eq!(
+            (args.engine, args.sessions, args.no_hub, args.expired),
+            (Engine::Postgres, 1_000_000, true, None)
+        );
+        assert_eq!(args.purge_batch, fedhub::jobs::PURGE_BATCH);
+    }
 }
