@@ -221,9 +221,17 @@ pub(crate) async fn demo_sign_in(
         .context("upstream login")
 }
 
-/// One login, start to finish. Any deviation from the expected answers is an error that
-/// names the step.
-pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Result<()> {
+/// What the relying party keeps while the browser is away: the PKCE verifier, `state` and
+/// `nonce`, and the authorization URL that carries them.
+pub(crate) struct Pending {
+    pub verifier: String,
+    pub state: String,
+    pub nonce: String,
+    pub authorize: url::Url,
+}
+
+/// A new authorization request of `t` (PKCE S256).
+pub(crate) fn authorization(rng: &SystemRandom, t: &Target) -> Result<Pending> {
     let base = url::Url::parse(&t.base_url)?;
     let verifier = random_token(rng, 32)?;
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
@@ -232,8 +240,6 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
     ));
     let state = random_token(rng, 16)?;
     let nonce = random_token(rng, 16)?;
-
-    // 1. The relying party sends the browser to the hub.
     let mut authorize = base.join("/oidc/authorize")?;
     authorize
         .query_pairs_mut()
@@ -245,8 +251,26 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
+    Ok(Pending {
+        verifier,
+        state,
+        nonce,
+        authorize,
+    })
+}
+
+/// One login, start to finish. Any deviation from the expected answers is an error that
+/// names the step.
+pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Result<()> {
+    let base = url::Url::parse(&t.base_url)?;
+    let pending = authorization(rng, t)?;
+
+    // 1. The relying party sends the browser to the hub.
     let r = expect(
-        http.get(authorize).send().await.context("authorize")?,
+        http.get(pending.authorize.clone())
+            .send()
+            .await
+            .context("authorize")?,
         StatusCode::SEE_OTHER,
         "authorize",
     )
@@ -258,17 +282,29 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         "upstream login",
     )
     .await?;
-    let back =
-        url::Url::parse(&location(&r, "upstream login")?).context("upstream login: Location")?;
+    redeem(http, t, &pending, &r, "upstream login").await
+}
+
+/// Steps 4–5 once the hub sent the browser back to the client (`r`, the answer to `step`):
+/// the callback's `code`, `state` and `iss`, the token request, and userinfo.
+pub(crate) async fn redeem(
+    http: &reqwest::Client,
+    t: &Target,
+    pending: &Pending,
+    r: &Response,
+    step: &str,
+) -> Result<()> {
+    let base = url::Url::parse(&t.base_url)?;
+    let back = url::Url::parse(&location(r, step)?).with_context(|| format!("{step}: Location"))?;
     let expected = url::Url::parse(&t.redirect_uri)?;
     if back.origin() != expected.origin() || back.path() != expected.path() {
-        bail!("upstream login: redirected to {back}, not to the client");
+        bail!("{step}: redirected to {back}, not to the client");
     }
     let mut code = None;
     for (k, v) in back.query_pairs() {
         match &*k {
             "code" => code = Some(v.into_owned()),
-            "state" if v != state => bail!("callback: state {v:?} is not the one sent"),
+            "state" if v != pending.state => bail!("callback: state {v:?} is not the one sent"),
             "iss" if v.trim_end_matches('/') != t.base_url.trim_end_matches('/') => {
                 bail!("callback: iss {v:?} is not the hub")
             }
@@ -283,7 +319,7 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", &code)
         .append_pair("redirect_uri", &t.redirect_uri)
-        .append_pair("code_verifier", &verifier)
+        .append_pair("code_verifier", &pending.verifier)
         .finish();
     let r = expect(
         http.post(base.join("/oidc/token")?)
@@ -305,7 +341,7 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         bail!("token: no id_token or access_token in {tokens}");
     };
     let claims = payload(id_token)?;
-    if claims["nonce"].as_str() != Some(nonce.as_str()) {
+    if claims["nonce"].as_str() != Some(pending.nonce.as_str()) {
         bail!(
             "token: id_token nonce {} is not the one sent",
             claims["nonce"]

@@ -15,6 +15,7 @@ mod flow;
 mod hub;
 mod procstat;
 mod saml;
+mod sessions;
 mod setup;
 
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ enum Command {
     DirectoryData(directory::generate::GenerateArgs),
     /// Times the user-management list and the directory search on that data set.
     Directory(directory::measure::MeasureArgs),
+    /// Fills a fresh database with N live SSO sessions, then measures their database bytes,
+    /// the hub's memory, sign-in speed with them in place, and a housekeeping round.
+    Sessions(sessions::SessionsArgs),
 }
 
 /// The options every protocol's load shares.
@@ -121,6 +125,8 @@ struct SamlArgs {
 enum Scenario {
     Oidc(flow::Target),
     Saml(saml::Sp),
+    /// A browser with an SSO session signs in to the client (`sessions`).
+    Sso(sessions::sso_login::SsoTarget),
 }
 
 impl Scenario {
@@ -128,6 +134,7 @@ impl Scenario {
         match self {
             Scenario::Oidc(target) => flow::login(http, rng, target).await,
             Scenario::Saml(sp) => saml::login(http, rng, sp).await,
+            Scenario::Sso(target) => sessions::sso_login::login(http, rng, target).await,
         }
     }
 }
@@ -148,6 +155,7 @@ fn main() -> ExitCode {
         Command::Saml(args) => run_saml(&args),
         Command::DirectoryData(args) => directory::generate::run(&args),
         Command::Directory(args) => directory::measure::run(&args),
+        Command::Sessions(args) => sessions::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

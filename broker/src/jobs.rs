@@ -81,38 +81,131 @@ pub struct Purged {
     pub sso_sessions: usize,
 }
 
-/// Removes what expired before `now`. An expired code stays while a token it issued lives:
+impl Purged {
+    fn add(&mut self, more: &Purged) {
+        self.auth_sessions += more.auth_sessions;
+        self.codes += more.codes;
+        self.tokens += more.tokens;
+        self.pushed_requests += more.pushed_requests;
+        self.replay_entries += more.replay_entries;
+        self.sso_sessions += more.sso_sessions;
+    }
+
+    /// Whether some kind filled its batch of `limit` rows: there may be more to remove.
+    fn filled(&self, limit: i64) -> bool {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        [
+            self.auth_sessions,
+            self.codes,
+            self.tokens,
+            self.pushed_requests,
+            self.replay_entries,
+            self.sso_sessions,
+        ]
+        .iter()
+        .any(|n| *n >= limit)
+    }
+}
+
+/// Rows of each kind one batch removes. A round with much to remove (after a long outage,
+/// or with a million sessions expiring) runs batch after batch, each in its own short
+/// transaction, so sign-ins get the database (SQLite's write lock) between them.
+pub const PURGE_BATCH: i64 = 200;
+
+/// Deletes up to `limit` rows of `table` that match `filter`, found first by their `key`
+/// (diesel cannot delete from a table through a subquery on the same table).
+macro_rules! delete_batch {
+    ($conn:expr, $table:ident, $key:expr, $filter:expr, $limit:expr) => {{
+        let keys: Vec<String> = $table::table
+            .filter($filter)
+            .select($key)
+            .limit($limit)
+            .load($conn)?;
+        if keys.is_empty() {
+            0
+        } else {
+            diesel::delete($table::table.filter($key.eq_any(&keys))).execute($conn)?
+        }
+    }};
+}
+
+/// Removes up to `limit` rows of each kind that expired before `now`. Every statement finds
+/// its rows through an index on the expiry (or end) time, so a batch costs the same with a
+/// million live sessions as with none. An expired code stays while a token it issued lives:
 /// a code replayed then must still find the code and revoke its tokens.
-pub fn purge_expired(conn: &mut Db, now: i64) -> Result<Purged> {
-    let tokens = diesel::delete(tokens::table.filter(tokens::expires_at.le(now))).execute(conn)?;
+pub fn purge_batch(conn: &mut Db, now: i64, limit: i64) -> Result<Purged> {
+    let tokens = delete_batch!(
+        conn,
+        tokens,
+        tokens::token_hash,
+        tokens::expires_at.le(now),
+        limit
+    );
     let issued_by_codes = tokens::table
         .filter(tokens::code_hash.is_not_null())
         .select(tokens::code_hash.assume_not_null());
-    let codes = diesel::delete(
-        codes::table
-            .filter(codes::expires_at.le(now))
-            .filter(codes::code_hash.ne_all(issued_by_codes)),
-    )
-    .execute(conn)?;
+    let codes = delete_batch!(
+        conn,
+        codes,
+        codes::code_hash,
+        codes::expires_at
+            .le(now)
+            .and(codes::code_hash.ne_all(issued_by_codes)),
+        limit
+    );
+    let auth_sessions = delete_batch!(conn, auth, auth::id, auth::expires_at.le(now), limit);
+    let pushed_requests = delete_batch!(conn, par, par::id, par::expires_at.le(now), limit);
+    let replay_entries = delete_batch!(conn, replay, replay::id, replay::expires_at.le(now), limit);
+    // Sessions a day after they expired, and a day after they ended (two statements: each
+    // has its index; `sso_sessions_ended` holds ended sessions only). Their relying parties
+    // (`sso_session_rps`) go with them (ON DELETE CASCADE).
+    let kept_until = now - SSO_KEPT_FOR;
+    let expired = delete_batch!(conn, sso, sso::id, sso::expires_at.le(kept_until), limit);
+    let ended = delete_batch!(conn, sso, sso::id, sso::ended_at.le(kept_until), limit);
     Ok(Purged {
-        auth_sessions: diesel::delete(auth::table.filter(auth::expires_at.le(now)))
-            .execute(conn)?,
+        auth_sessions,
         codes,
         tokens,
-        pushed_requests: diesel::delete(par::table.filter(par::expires_at.le(now)))
-            .execute(conn)?,
-        replay_entries: diesel::delete(replay::table.filter(replay::expires_at.le(now)))
-            .execute(conn)?,
-        // Their relying parties (`sso_session_rps`) go with them (ON DELETE CASCADE).
-        sso_sessions: diesel::delete(
-            sso::table.filter(
-                sso::expires_at
-                    .le(now - SSO_KEPT_FOR)
-                    .or(sso::ended_at.le(now - SSO_KEPT_FOR)),
-            ),
-        )
-        .execute(conn)?,
+        pushed_requests,
+        replay_entries,
+        // Two statements: a sum over a full batch may cost one more (empty) batch.
+        sso_sessions: expired + ended,
     })
+}
+
+/// Removes everything that expired before `now` on this connection, batch after batch in
+/// the caller's transaction (tests, small stores). `serve` uses `purge_round`.
+pub fn purge_expired(conn: &mut Db, now: i64) -> Result<Purged> {
+    let mut total = Purged::default();
+    loop {
+        let batch = purge_batch(conn, now, PURGE_BATCH)?;
+        total.add(&batch);
+        if !batch.filled(PURGE_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// What a round removed, and in how many transactions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Round {
+    pub purged: Purged,
+    pub batches: usize,
+}
+
+/// One housekeeping round: batches of at most `limit` rows of each kind, each batch in its
+/// own transaction, until a batch finds less than a full batch of every kind.
+pub fn purge_round(store: &Store, now: i64, limit: i64) -> Result<Round> {
+    let limit = limit.max(1);
+    let mut round = Round::default();
+    loop {
+        let batch = store.write(|c| purge_batch(c, now, limit))?;
+        round.batches += 1;
+        round.purged.add(&batch);
+        if !batch.filled(limit) {
+            return Ok(round);
+        }
+    }
 }
 
 /// The housekeeping loop of `serve`: every interval, on whichever node gets the lease.
@@ -128,12 +221,16 @@ pub async fn housekeeping_forever(store: Store, clock: crate::clock::SharedClock
                 &node,
                 now,
                 HOUSEKEEPING_INTERVAL,
-                |s| s.write(|c| purge_expired(c, now)),
+                |s| purge_round(s, now, PURGE_BATCH),
             )
         })
         .await;
         match round {
-            Ok(Ok(Some(purged))) => tracing::info!(?purged, "housekeeping: expired rows removed"),
+            Ok(Ok(Some(round))) => tracing::info!(
+                purged = ?round.purged,
+                batches = round.batches,
+                "housekeeping: expired rows removed"
+            ),
             Ok(Ok(None)) => tracing::debug!("housekeeping: another node has this round"),
             Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping round failed"),
             Err(e) => tracing::warn!(error = %e, "housekeeping round stopped"),

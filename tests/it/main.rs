@@ -42,6 +42,7 @@ mod openapi;
 mod overload;
 mod saml;
 mod server;
+mod sessions_scale;
 mod sp;
 mod sso;
 mod store;

@@ -458,7 +458,7 @@ fn add_relying_parties(
 
 /// An account row as `directory::accounts::add` writes it.
 pub struct NewAccount {
-    id: String,
+    pub(crate) id: String,
     kind: &'static str,
     display_name: String,
     search_name: String,
@@ -469,7 +469,7 @@ pub struct NewAccount {
     created_at: i64,
 }
 
-fn make_accounts(count: usize, rng: &mut Rng) -> Result<Vec<NewAccount>> {
+pub(crate) fn make_accounts(count: usize, rng: &mut Rng) -> Result<Vec<NewAccount>> {
     const MAILS: &[&str] = &["gmail.com", "yahoo.com.vn", "outlook.com", "example.vn"];
     let family = Weighted::new(names::FAMILY.iter().map(|(_, w)| *w));
     let mut taken: HashSet<String> = HashSet::with_capacity(count);
@@ -544,14 +544,14 @@ fn make_accounts(count: usize, rng: &mut Rng) -> Result<Vec<NewAccount>> {
 
 /// SQLite: a page cache of 256 MiB on the loading connection (the default 2 MiB makes
 /// random index inserts re-read pages from the OS). Only this connection, only the load.
-fn bulk_cache(c: &mut Db) -> fedhub::Result<()> {
+pub(crate) fn bulk_cache(c: &mut Db) -> fedhub::Result<()> {
     if let Db::Sqlite(conn) = c {
         conn.batch_execute("PRAGMA cache_size = -262144")?;
     }
     Ok(())
 }
 
-fn insert_accounts(c: &mut Db, accounts: &[NewAccount]) -> fedhub::Result<()> {
+pub(crate) fn insert_accounts(c: &mut Db, accounts: &[NewAccount]) -> fedhub::Result<()> {
     for chunk in accounts.chunks(BATCH) {
         let rows: Vec<_> = chunk
             .iter()

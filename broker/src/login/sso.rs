@@ -10,9 +10,19 @@ use crate::store::schema::sso_sessions::dsl as s;
 use crate::store::Db;
 use crate::tokens::{random_secret, sha256_hex};
 
+/// The database id of the session behind a cookie value: the first 128 bits of the
+/// value's SHA-256, in hex. The cookie carries 256 random bits; the id only has to be unique
+/// and of no use to someone who reads the database, and 128 bits are both at half the bytes
+/// (it is stored in the session, in every relying party served, and in their indexes).
+pub fn session_id(cookie: &str) -> String {
+    let mut id = sha256_hex(cookie);
+    id.truncate(32);
+    id
+}
+
 #[derive(Debug, Clone)]
 pub struct SsoSession {
-    /// The database id (hash of the cookie value).
+    /// The database id (`session_id` of the cookie value).
     pub id: String,
     pub account_id: String,
     pub connector_id: Option<String>,
@@ -39,7 +49,7 @@ pub fn start(
     now: i64,
 ) -> Result<(String, SsoSession)> {
     let cookie = random_secret("")?;
-    let id = sha256_hex(&cookie);
+    let id = session_id(&cookie);
     diesel::insert_into(s::sso_sessions)
         .values((
             s::id.eq(&id),
@@ -68,7 +78,7 @@ type Row = (String, String, Option<String>, String, i64, i64);
 /// The live session behind a cookie value, touched as seen now; `None` when expired, idle
 /// for longer than `idle`, ended, or unknown.
 pub fn current(conn: &mut Db, cookie: &str, idle: i64, now: i64) -> Result<Option<SsoSession>> {
-    let id = sha256_hex(cookie);
+    let id = session_id(cookie);
     let row: Option<Row> = s::sso_sessions
         .find(&id)
         .filter(s::ended_at.is_null())

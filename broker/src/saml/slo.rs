@@ -546,7 +546,7 @@ fn sessions_to_end(
     initiator: Option<&Initiator>,
 ) -> Result<Vec<(String, String)>> {
     if let Some(cookie) = cookie {
-        let id = sha256_hex(cookie);
+        let id = crate::login::sso::session_id(cookie);
         let account: Option<String> = ss::table
             .find(&id)
             .filter(ss::ended_at.is_null())
