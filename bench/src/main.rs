@@ -13,6 +13,7 @@
 mod directory;
 mod flow;
 mod hub;
+mod metadata;
 mod procstat;
 mod saml;
 mod setup;
@@ -54,6 +55,9 @@ enum Command {
     DirectoryData(directory::generate::GenerateArgs),
     /// Times the user-management list and the directory search on that data set.
     Directory(directory::measure::MeasureArgs),
+    /// Generates and signs a federation's metadata aggregate, then times its verification,
+    /// its import and the sign-in page with thousands of IdPs.
+    Metadata(metadata::MetadataArgs),
 }
 
 /// The options every protocol's load shares.
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
         Command::Saml(args) => run_saml(&args),
         Command::DirectoryData(args) => directory::generate::run(&args),
         Command::Directory(args) => directory::measure::run(&args),
+        Command::Metadata(args) => metadata::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

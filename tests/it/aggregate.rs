@@ -419,3 +419,81 @@ async fn with_few_idps_the_sign_in_page_lists_them_all() {
         );
     }
 }
+
+#[test]
+fn the_cli_imports_with_an_audit_entry_and_refuses_a_tampered_aggregate() {
+    use clap::Parser;
+    use fedhub::cli::{run, Cli, Failure};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let env = vec![("FEDHUB_DATABASE_URL".to_string(), db.clone())];
+    let fed = Federation::new();
+    // The CLI reads the system clock: an aggregate valid for a day from now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let good = signed_aggregate(
+        &fed.signer(),
+        "agg-1",
+        "urn:vn:edu",
+        now + 86_400,
+        &fed.entities(0..12),
+    )
+    .unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let pem = openssl::x509::X509::from_der(&fed.key.cert_der)
+        .unwrap()
+        .to_pem()
+        .unwrap();
+    let cert = file("signer.pem", &pem);
+    let import = |metadata: &str| {
+        let argv = [
+            "fedhub",
+            "connector",
+            "import-saml-aggregate",
+            "--federation",
+            "vn-edu",
+            "--metadata",
+            metadata,
+            "--signing-cert",
+            &cert,
+        ];
+        run(Cli::try_parse_from(argv).unwrap(), &env)
+    };
+    let tampered = good.replace("Cần Thơ", "Cần Thơ Giả");
+    match import(&file("tampered.xml", tampered.as_bytes())) {
+        Err(Failure::App(fedhub::Error::Invalid { field, rule })) => {
+            assert_eq!(field, "metadata");
+            assert!(rule.contains("does not verify"), "{rule}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    import(&file("good.xml", good.as_bytes())).unwrap();
+
+    let store = fedhub::store::Store::connect(&db, &Default::default()).unwrap();
+    let saml: Vec<_> = store
+        .read(fedhub::upstream::list)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "saml")
+        .collect();
+    assert_eq!(saml.len(), idps_in(0..12), "only the good import wrote");
+    let audit = store.read(|c| fedhub::audit::tail(c, 10)).unwrap();
+    let mine: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "connector.import_saml_aggregate")
+        .collect();
+    assert_eq!(mine.len(), 2, "{audit:?}");
+    assert_eq!(mine[0].outcome, "failure");
+    assert_eq!(mine[1].outcome, "success");
+    assert_eq!(mine[1].target.as_deref(), Some("vn-edu"));
+    assert!(mine[1]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains(&format!("{} added", idps_in(0..12)))));
+}

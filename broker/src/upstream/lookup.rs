@@ -130,8 +130,14 @@ pub fn offer(
         q
     };
     let saml = ConnectorKind::Saml.as_str();
+    // Listed, not `!= saml`: an index range per kind, never a walk past the SAML IdPs.
+    let other_kinds: Vec<&str> = ConnectorKind::ALL
+        .iter()
+        .filter(|k| **k != ConnectorKind::Saml)
+        .map(|k| k.as_str())
+        .collect();
     let others: Vec<Connector> = base()
-        .filter(k::kind.ne(saml))
+        .filter(k::kind.eq_any(other_kinds))
         .select(Connector::as_select())
         .order(k::id.asc())
         .load(conn)?;

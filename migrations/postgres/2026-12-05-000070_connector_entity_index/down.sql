@@ -1,4 +1,4 @@
-DROP INDEX connectors_kind_name;
+DROP INDEX connectors_chooser;
 DROP INDEX connectors_federation;
 DROP INDEX connectors_entity_id;
 ALTER TABLE connectors DROP COLUMN federation;

@@ -13,4 +13,6 @@ UPDATE connectors SET entity_id = config::jsonb ->> 'issuer' WHERE kind = 'oidc'
 UPDATE connectors SET search_name = lower(display_name) || ' ' || lower(COALESCE(entity_id, ''));
 CREATE INDEX connectors_entity_id ON connectors (entity_id);
 CREATE INDEX connectors_federation ON connectors (federation, entity_id);
-CREATE INDEX connectors_kind_name ON connectors (kind, enabled, display_name);
+-- The sign-in page: how many IdPs a relying party offers, and the first 20 whose name matches
+-- a search, in name order, read from index entries (the settings stay in the table).
+CREATE INDEX connectors_chooser ON connectors (kind, enabled, display_name, search_name, id);
