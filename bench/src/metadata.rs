@@ -56,13 +56,27 @@ pub struct MetadataArgs {
     /// Skip the sign-in page measurement (no hub process).
     #[arg(long)]
     no_hub: bool,
-    /// Also write the signed aggregate here.
+    /// Also write the signed aggregate here (and its signing certificate next to it, as
+    /// `NAME.signer.pem`), e.g. to try `fedhub connector import-saml-aggregate` on it.
     #[arg(long)]
     write_aggregate: Option<PathBuf>,
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A certificate as PEM.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 fn entity_id(i: usize) -> String {
@@ -147,7 +161,14 @@ pub fn run(args: &MetadataArgs) -> Result<()> {
     );
     if let Some(path) = &args.write_aggregate {
         std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?;
-        println!("aggregate written to {}", path.display());
+        let pem_path = path.with_extension("signer.pem");
+        std::fs::write(&pem_path, pem(&fed.cert_der))
+            .with_context(|| format!("writing {}", pem_path.display()))?;
+        println!(
+            "aggregate written to {}, its signing certificate to {}",
+            path.display(),
+            pem_path.display()
+        );
     }
 
     // 2. Verification (libxmlsec through samael) and reading the entities.
