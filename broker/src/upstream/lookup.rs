@@ -96,8 +96,8 @@ pub struct Offer {
     /// Every offered connector but SAML identity providers (national IdP, USB token,
     /// SIM-PKI, demo), by id.
     pub others: Vec<Connector>,
-    /// How many SAML identity providers are offered.
-    pub saml_total: i64,
+    /// Whether more than `few` SAML identity providers are offered.
+    pub many: bool,
     /// All of them when there are at most `few`; otherwise the first `limit` + 1 that match
     /// the search (none without one), by display name.
     pub saml: Vec<Connector>,
@@ -105,7 +105,9 @@ pub struct Offer {
     pub last: Option<Connector>,
 }
 
-/// The connectors the sign-in page shows: see [`Offer`].
+/// The connectors the sign-in page shows: see [`Offer`]. Each query walks an index and stops
+/// after a page: the relying party's list is probed per candidate (`EXISTS` on its primary
+/// key), never read whole, so the cost does not grow with the federation.
 pub fn offer(
     conn: &mut Db,
     rp_id: &str,
@@ -119,13 +121,11 @@ pub fn offer(
     let base = || {
         let mut q = k::table.filter(k::enabled.eq(true)).into_boxed();
         if restricted {
-            q = q.filter(
-                k::id.eq_any(
-                    rc::table
-                        .filter(rc::rp_id.eq(rp.clone()))
-                        .select(rc::connector_id),
-                ),
-            );
+            q = q.filter(exists(
+                rc::table
+                    .filter(rc::rp_id.eq(rp.clone()))
+                    .filter(rc::connector_id.eq(k::id)),
+            ));
         }
         q
     };
@@ -141,11 +141,17 @@ pub fn offer(
         .select(Connector::as_select())
         .order(k::id.asc())
         .load(conn)?;
-    let saml_total: i64 = base().filter(k::kind.eq(saml)).count().get_result(conn)?;
+    let first: Vec<String> = base()
+        .filter(k::kind.eq(saml))
+        .select(k::id)
+        .order((k::display_name.asc(), k::id.asc()))
+        .limit(few + 1)
+        .load(conn)?;
+    let many = first.len() as i64 > few;
     let folded = search
         .map(crate::directory::fold_name)
         .filter(|s| !s.is_empty());
-    let shown: Vec<Connector> = if saml_total <= few {
+    let shown: Vec<Connector> = if !many {
         base()
             .filter(k::kind.eq(saml))
             .select(Connector::as_select())
@@ -169,7 +175,7 @@ pub fn offer(
     };
     Ok(Offer {
         others,
-        saml_total,
+        many,
         saml: shown,
         last,
     })

@@ -146,8 +146,6 @@ const SEARCH_MAX_CHARS: usize = 100;
 struct Search {
     action: String,
     q: String,
-    /// How many identity providers can be searched.
-    total: i64,
     results: Vec<Offered>,
     /// More matched than shown: the person should type more.
     more: bool,
@@ -211,7 +209,7 @@ async fn chooser(
         )
         .await;
     }
-    if offer.others.is_empty() && offer.saml_total == 0 {
+    if offer.others.is_empty() && offer.saml.is_empty() && !offer.many {
         return Err(WebError::page_with(
             Error::Unavailable("no usable connector".into()),
             "error.no_connector.title",
@@ -225,7 +223,7 @@ async fn chooser(
         last: last == Some(c.id.as_str()),
     };
     let not_dev = |c: &&Connector| c.kind() != Some(ConnectorKind::Dev);
-    let many = offer.saml_total > CHOOSER_FEW;
+    let many = offer.many;
     let mut buttons: Vec<&Connector> = offer.others.iter().filter(not_dev).collect();
     let search = if many {
         // The last choice keeps its button even when it is one of many.
@@ -238,7 +236,6 @@ async fn chooser(
         Some(Search {
             action: format!("/login/{handle}"),
             q: q.clone().unwrap_or_default(),
-            total: offer.saml_total,
             results: offer.saml.iter().take(shown).map(offered).collect(),
             more: offer.saml.len() > shown,
         })
