@@ -13,6 +13,7 @@
 mod directory;
 mod flow;
 mod hub;
+mod metadata;
 mod procstat;
 mod saml;
 mod sessions;
@@ -58,6 +59,9 @@ enum Command {
     /// Fills a fresh database with N live SSO sessions, then measures their database bytes,
     /// the hub's memory, sign-in speed with them in place, and a housekeeping round.
     Sessions(sessions::SessionsArgs),
+    /// Generates and signs a federation's metadata aggregate, then times its verification,
+    /// its import and the sign-in page with thousands of IdPs.
+    Metadata(metadata::MetadataArgs),
 }
 
 /// The options every protocol's load shares.
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         Command::DirectoryData(args) => directory::generate::run(&args),
         Command::Directory(args) => directory::measure::run(&args),
         Command::Sessions(args) => sessions::run(&args),
+        Command::Metadata(args) => metadata::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -189,6 +189,27 @@ pub enum ConnectorCommand {
         #[arg(long = "intermediate")]
         intermediates: Vec<PathBuf>,
     },
+    /// Register every identity provider of a federation's signed metadata aggregate (an
+    /// md:EntitiesDescriptor), or bring them up to date from a newer one: IdPs no longer in
+    /// it are disabled. Verified with --signing-cert only, never a key the document carries;
+    /// an unsigned or expired aggregate is refused whole.
+    ImportSamlAggregate {
+        /// A short name for the federation, e.g. `vn-edu` (a later import with the same name
+        /// updates these connectors).
+        #[arg(long)]
+        federation: String,
+        /// The aggregate: a file or an https:// URL.
+        #[arg(long)]
+        metadata: String,
+        /// The certificate (PEM or DER) the federation signs its aggregate with; repeat during
+        /// a key rollover.
+        #[arg(long = "signing-cert", required = true)]
+        signing_certs: Vec<PathBuf>,
+        /// A relying party that lists its connectors and should offer the federation's IdPs
+        /// too (repeat).
+        #[arg(long = "allow-rp")]
+        allow_rps: Vec<String>,
+    },
     /// List connectors.
     List,
     /// Show one connector (secrets are never shown).
@@ -1315,6 +1336,34 @@ fn connector_cmd(
             })?;
             println!("connector {} ({}) added", c.id, c.display_name);
         }
+        ConnectorCommand::ImportSamlAggregate {
+            federation,
+            metadata,
+            signing_certs,
+            allow_rps,
+        } => {
+            let event =
+                Event::new(actor, "connector.import_saml_aggregate").target(federation.clone());
+            let report = match import_aggregate(
+                &store,
+                &event,
+                &federation,
+                &metadata,
+                &signing_certs,
+                &allow_rps,
+                now,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    if !matches!(e, Error::Unavailable(_)) {
+                        let failed = event.outcome(audit::Outcome::Failure).detail(e.to_string());
+                        store.write(|c| audit::record(c, &failed, now))?;
+                    }
+                    return Err(e.into());
+                }
+            };
+            print_import(&report);
+        }
         ConnectorCommand::List => {
             for c in store.read(crate::upstream::list)? {
                 println!(
@@ -1360,6 +1409,67 @@ fn connector_cmd(
         }
     }
     Ok(())
+}
+
+/// Reads and verifies a federation's aggregate, then imports it in one transaction with its
+/// audit entry.
+fn import_aggregate(
+    store: &crate::store::Store,
+    event: &Event,
+    federation: &str,
+    source: &str,
+    signing_certs: &[PathBuf],
+    allow_rps: &[String],
+    now: i64,
+) -> Result<crate::upstream::aggregate::ImportReport> {
+    use fedhub_metadata::xml::aggregate;
+    let mut certs = Vec::new();
+    for path in signing_certs {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::invalid(
+                "signing_cert",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let ders = fedhub_metadata::keys::certificates_from_bytes(&bytes)
+            .map_err(|e| Error::invalid("signing_cert", format!("{}: {e}", path.display())))?;
+        certs.extend(ders.into_iter().map(samael::crypto::CertificateDer::from));
+    }
+    let bytes = if source.starts_with("https://") || source.starts_with("http://") {
+        let runtime = tokio::runtime::Runtime::new().map_err(Error::internal)?;
+        runtime.block_on(crate::fetch::get(
+            "metadata",
+            source,
+            aggregate::MAX_AGGREGATE_BYTES,
+            std::time::Duration::from_secs(120),
+        ))?
+    } else {
+        std::fs::read(source)
+            .map_err(|e| Error::invalid("metadata", format!("cannot read {source}: {e}")))?
+    };
+    let agg = aggregate::verify(&bytes, &certs, now)
+        .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+    store.write(|c| {
+        let report = crate::upstream::aggregate::import(c, federation, agg, allow_rps, now)?;
+        audit::record(c, &event.clone().detail(report.summary()), now)?;
+        Ok(report)
+    })
+}
+
+fn print_import(report: &crate::upstream::aggregate::ImportReport) {
+    println!("{}", report.summary());
+    for id in &report.disabled {
+        println!("disabled {id}: no longer in the federation's aggregate");
+    }
+    for s in &report.skipped {
+        println!("skipped {}: {}", s.entity_id, s.reason);
+    }
+    for (rp, n) in &report.allowed {
+        println!("relying party {rp}: {n} more connectors offered");
+    }
+    for rp in &report.already_open {
+        println!("relying party {rp} lists no connectors: it offers every enabled one already");
+    }
 }
 
 /// Who ran the command, for the audit log.

@@ -18,6 +18,7 @@ macro_rules! on_both_engines {
 }
 
 mod admin_api;
+mod aggregate;
 mod cli;
 mod console;
 mod console_browser;

@@ -41,6 +41,9 @@ diesel::table! {
         enabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        entity_id -> Nullable<Text>,
+        search_name -> Text,
+        federation -> Nullable<Text>,
     }
 }
 

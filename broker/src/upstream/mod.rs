@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::store::schema::{connectors as k, relying_parties, rp_connectors as rc};
 use crate::store::Db;
 
+pub mod aggregate;
+pub mod lookup;
 pub mod saml;
 pub use saml::{add_saml, saml_upstream, SamlRegistration};
 
@@ -114,6 +116,8 @@ pub(crate) fn insert(
             rule: format!("connector {id} already exists"),
         });
     }
+    // The entity ID or issuer is indexed for hints, the name for the sign-in page's search.
+    let entity_id = lookup::entity_id_of(kind, config);
     diesel::insert_into(k::table)
         .values((
             k::id.eq(id),
@@ -123,6 +127,8 @@ pub(crate) fn insert(
             k::enabled.eq(true),
             k::created_at.eq(now),
             k::updated_at.eq(now),
+            k::search_name.eq(lookup::search_name(name, entity_id.as_deref(), &[])),
+            k::entity_id.eq(entity_id),
         ))
         .execute(conn)?;
     get(conn, id)

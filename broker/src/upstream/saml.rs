@@ -8,7 +8,7 @@ use fedhub_connectors::ConnectorKind;
 use fedhub_metadata::xml::{idp, Limits};
 use serde::{Deserialize, Serialize};
 
-use super::{check_id, insert, list, Connector};
+use super::{check_id, insert, Connector};
 use crate::error::{Error, Result};
 use crate::store::Db;
 
@@ -79,16 +79,14 @@ pub fn add_saml(conn: &mut Db, reg: &SamlRegistration, now: i64) -> Result<Conne
             ),
         ));
     }
-    for other in list(conn)? {
-        if other.kind() == Some(ConnectorKind::Saml) && other.answers_to(&md.entity_id) {
-            return Err(Error::Conflict {
-                field: "metadata".into(),
-                rule: format!(
-                    "{} is already registered as connector {}",
-                    md.entity_id, other.id
-                ),
-            });
-        }
+    if let Some(other) = registered_as(conn, &md.entity_id)? {
+        return Err(Error::Conflict {
+            field: "metadata".into(),
+            rule: format!(
+                "{} is already registered as connector {other}",
+                md.entity_id
+            ),
+        });
     }
     let settings = SamlSettings {
         entity_id: md.entity_id,
@@ -105,6 +103,19 @@ pub fn add_saml(conn: &mut Db, reg: &SamlRegistration, now: i64) -> Result<Conne
         &config,
         now,
     )
+}
+
+/// The SAML connector already registered for `entity_id` (the index, not a scan).
+pub(crate) fn registered_as(conn: &mut Db, entity_id: &str) -> Result<Option<String>> {
+    use crate::store::schema::connectors as k;
+    use diesel::prelude::*;
+    Ok(k::table
+        .filter(k::entity_id.eq(entity_id))
+        .filter(k::kind.eq(ConnectorKind::Saml.as_str()))
+        .select(k::id)
+        .order(k::id.asc())
+        .first(conn)
+        .optional()?)
 }
 
 /// Where the hub's SP side of a SAML connector lives.

@@ -133,6 +133,33 @@ struct Offered {
     last: bool,
 }
 
+/// Up to this many SAML identity providers, the sign-in page shows a button for each (as it
+/// always has); beyond, a search box.
+pub const CHOOSER_FEW: i64 = 12;
+/// Most identity providers one search shows.
+pub const CHOOSER_SHOWN: i64 = 20;
+/// Longest search text taken (longer is cut).
+const SEARCH_MAX_CHARS: usize = 100;
+
+/// The search part of the sign-in page when a relying party offers many identity providers.
+#[derive(Debug, Serialize)]
+struct Search {
+    action: String,
+    q: String,
+    results: Vec<Offered>,
+    /// More matched than shown: the person should type more.
+    more: bool,
+}
+
+/// The `q` of the sign-in page's query string, trimmed and bounded.
+fn search_text(uri: &http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.trim().chars().take(SEARCH_MAX_CHARS).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
 async fn chooser(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -142,45 +169,86 @@ async fn chooser(
     check_binding(&headers, &handle)?;
     let now = state.clock.now();
     let h = handle.clone();
-    let (session, rp_name, available) = state
-        .store
-        .read_async(move |c| {
-            let session = auth_session::load(c, &h, now)?;
-            let rp_name = service_name(c, &session.request.rp_id)?;
-            let available = upstream::for_rp(c, &session.request.rp_id)?;
-            Ok((session, rp_name, available))
-        })
-        .await
-        .map_err(expired)?;
-    let hint = session.request.connector_hint.clone();
-    // The relying party named the connector (OIDC idp_hint): go straight there.
-    if let Some(hinted) = hint.and_then(|h| {
-        available
-            .iter()
-            .find(|c| c.answers_to(&h) && c.kind() != Some(ConnectorKind::Dev))
-    }) {
-        return begin_connector(&state, &headers, &handle, &session, hinted, &HashMap::new()).await;
+    let q = search_text(&uri);
+    let last = cookies::get(&headers, cookies::LAST_CONNECTOR_COOKIE).map(str::to_string);
+    let (session, rp_name, hinted, offer) = {
+        let (q, last) = (q.clone(), last.clone());
+        state
+            .store
+            .read_async(move |c| {
+                let session = auth_session::load(c, &h, now)?;
+                let rp = session.request.rp_id.clone();
+                // The relying party named the connector (idp_hint, Scoping): one index read.
+                if let Some(hint) = session.request.connector_hint.as_deref() {
+                    if let Some(found) = upstream::lookup::by_hint(c, &rp, hint)? {
+                        return Ok((session, String::new(), Some(found), Default::default()));
+                    }
+                }
+                let rp_name = service_name(c, &rp)?;
+                let offer = upstream::lookup::offer(
+                    c,
+                    &rp,
+                    q.as_deref(),
+                    last.as_deref(),
+                    CHOOSER_FEW,
+                    CHOOSER_SHOWN,
+                )?;
+                Ok((session, rp_name, None, offer))
+            })
+            .await
+            .map_err(expired)?
+    };
+    if let Some(hinted) = hinted {
+        return begin_connector(
+            &state,
+            &headers,
+            &handle,
+            &session,
+            &hinted,
+            &HashMap::new(),
+        )
+        .await;
     }
-    if available.is_empty() {
+    if offer.others.is_empty() && offer.saml.is_empty() && !offer.many {
         return Err(WebError::page_with(
             Error::Unavailable("no usable connector".into()),
             "error.no_connector.title",
             "error.no_connector.message",
         ));
     }
-    let last = cookies::get(&headers, cookies::LAST_CONNECTOR_COOKIE);
-    let mut upstreams: Vec<Offered> = available
-        .iter()
-        .filter(|c| c.kind() != Some(ConnectorKind::Dev))
-        .map(|c| Offered {
-            name: c.display_name.clone(),
-            action: format!("/login/{handle}/{}", c.id),
-            last: last == Some(c.id.as_str()),
+    let last = last.as_deref();
+    let offered = |c: &Connector| Offered {
+        name: c.display_name.clone(),
+        action: format!("/login/{handle}/{}", c.id),
+        last: last == Some(c.id.as_str()),
+    };
+    let not_dev = |c: &&Connector| c.kind() != Some(ConnectorKind::Dev);
+    let many = offer.many;
+    let mut buttons: Vec<&Connector> = offer.others.iter().filter(not_dev).collect();
+    let search = if many {
+        // The last choice keeps its button even when it is one of many.
+        if let Some(l) = offer.last.as_ref() {
+            if l.kind() == Some(ConnectorKind::Saml) {
+                buttons.push(l);
+            }
+        }
+        let shown = usize::try_from(CHOOSER_SHOWN).unwrap_or(20);
+        Some(Search {
+            action: format!("/login/{handle}"),
+            q: q.clone().unwrap_or_default(),
+            results: offer.saml.iter().take(shown).map(offered).collect(),
+            more: offer.saml.len() > shown,
         })
-        .collect();
+    } else {
+        buttons.extend(offer.saml.iter());
+        buttons.sort_by(|a, b| a.id.cmp(&b.id));
+        None
+    };
+    let mut upstreams: Vec<Offered> = buttons.into_iter().map(offered).collect();
     // The browser's last choice first.
     upstreams.sort_by_key(|o| !o.last);
-    let dev_connector = available
+    let dev_connector = offer
+        .others
         .iter()
         .find(|c| c.kind() == Some(ConnectorKind::Dev));
     let people = match dev_connector {
@@ -195,7 +263,7 @@ async fn chooser(
     let html = state.pages.render(
         "login_dev.html",
         &page_context(&headers, &uri),
-        context! { rp_name, upstreams, people, dev_action },
+        context! { rp_name, upstreams, people, dev_action, search },
     )?;
     Ok(Html(html).into_response())
 }
@@ -225,9 +293,7 @@ pub(crate) async fn allowed(
         .store
         .read_async(move |c| {
             let session = auth_session::load(c, &h, now)?;
-            let connector = upstream::for_rp(c, &session.request.rp_id)?
-                .into_iter()
-                .find(|x| x.id == id);
+            let connector = upstream::lookup::allowed(c, &session.request.rp_id, &id)?;
             Ok((session, connector))
         })
         .await

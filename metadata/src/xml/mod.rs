@@ -13,6 +13,8 @@
 //! - HTTP-Redirect signatures are checked over the raw query bytes as received;
 //! - panics inside samael/libxml become errors.
 
+pub mod aggregate;
+pub mod aggregate_writer;
 pub mod authn;
 pub mod decrypt;
 pub mod dsig;
