@@ -644,6 +644,13 @@ async fn saml_login(
 ) -> SamlLogin {
     let to_login =
         answer(client.get(format!("http://{addr}/saml/sso?{}", authn_query(sp, id)))).await;
+    // The SP sent a browser: a refusal is a page for the person, never a JSON error.
+    let page_for_a_person = |a: &Answer| {
+        assert!(a.content_type.starts_with("text/html"), "{a:?}");
+    };
+    if to_login.status != StatusCode::SEE_OTHER {
+        page_for_a_person(&to_login);
+    }
     let Ok((path, bind)) = open_login_page(client, addr, "SAML request", &to_login).await else {
         return SamlLogin::Refused {
             accepted: to_login.status == StatusCode::SEE_OTHER,
@@ -658,6 +665,7 @@ async fn saml_login(
     let back = sign_in(client, addr, &started).await;
     if back.status != StatusCode::OK {
         assert_clean_refusal("sign-in", &back);
+        page_for_a_person(&back);
         return SamlLogin::Refused {
             accepted: true,
             sign_in: Some(back.request_id.clone().expect("x-request-id")),
