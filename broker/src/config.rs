@@ -169,6 +169,10 @@ pub struct DatabaseConfig {
     pub busy_timeout: Duration,
     /// `fedhub serve` applies pending migrations before it listens.
     pub migrate_on_start: bool,
+    /// How long a node uses its copies of relying parties, connectors and signing keys before
+    /// it asks the database whether another node changed them (zero: ask on every use).
+    #[serde(with = "humantime_serde")]
+    pub cache_refresh: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -180,6 +184,7 @@ impl Default for DatabaseConfig {
             acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
             migrate_on_start: true,
+            cache_refresh: Duration::from_secs(2),
         }
     }
 }

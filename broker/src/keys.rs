@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::store::schema::signing_keys::dsl as sk;
-use crate::store::{counters, Db};
+use crate::store::Db;
 
 /// What a key signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     Saml,
@@ -106,7 +106,6 @@ fn create(
             sk::activated_at.eq((state == "current").then_some(now)),
         ))
         .execute(conn)?;
-    counters::bump(conn, counters::SIGNING_KEYS)?;
     get(conn, &key.kid)
 }
 
@@ -250,7 +249,6 @@ pub fn rotate(
     }
     set_state(conn, &promoted.kid, "current", Some(now), None)?;
     let new_next = create(conn, vault, purpose, alg, "next", now)?;
-    counters::bump(conn, counters::SIGNING_KEYS)?;
     Ok(Rotation {
         current: promoted.kid,
         previous,

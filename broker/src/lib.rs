@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,7 +11,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::{X509Builder, X509NameBuilder};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlg {
     /// RSA-2048 with SHA-256 (XML: rsa-sha256; JOSE: RS256). The default: every SP has it.
     Rsa2048,

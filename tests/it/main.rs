@@ -32,6 +32,7 @@ mod jobs;
 mod legacy;
 mod member_list;
 mod metrics;
+mod node_cache;
 mod nodes;
 mod oidc;
 mod oidc_clients;

@@ -12,7 +12,7 @@ use http::{header, Request, StatusCode};
 
 use crate::oidc_support::{self, jwt_claims, pkce, query_of, OidcHub, REDIRECT};
 use crate::sp::default_sp;
-use crate::sso::{get, send, signed_query, Reply, CITIZEN};
+use crate::sso::{authn_request_uri, get, send, Reply, CITIZEN};
 use crate::support::{self, NOW};
 
 /// Node `n` of `nodes`, round robin: step k of a login goes to node k mod n.
@@ -198,16 +198,7 @@ async fn a_saml_login_hops_between_two_nodes_and_sso_holds_on_both() {
         fedhub::web::AppState::new(support::test_config(), other, clock).unwrap(),
     );
     let nodes = RoundRobin::new(vec![a, b]);
-    let authn = |id: &str| {
-        let xml = format!(
-            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
-            sp.entity_id
-        );
-        format!(
-            "/saml/sso?{}",
-            signed_query(&sp, "SAMLRequest", &xml, Some("rs-1"))
-        )
-    };
+    let authn = |id: &str| authn_request_uri(&sp, id);
 
     // AuthnRequest (node A) → login page (node B) → sign-in (node A).
     let r = send(nodes.node(), get(&authn("_n-1"), &[])).await;

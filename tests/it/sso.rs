@@ -92,6 +92,18 @@ pub fn signed_query(sp: &TestSp, param: &str, xml: &str, relay: Option<&str>) ->
     format!("{octets}&Signature={}", e(&STANDARD.encode(sig)))
 }
 
+/// `/saml/sso?…`: a signed HTTP-Redirect AuthnRequest `id` from `sp` (RelayState `rs-1`).
+pub fn authn_request_uri(sp: &TestSp, id: &str) -> String {
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-11-27T00:00:00Z" Destination="http://127.0.0.1:8080/saml/sso"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+        sp.entity_id
+    );
+    format!(
+        "/saml/sso?{}",
+        signed_query(sp, "SAMLRequest", &xml, Some("rs-1"))
+    )
+}
+
 pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();

@@ -151,7 +151,6 @@ pub fn set(c: &mut Db, vault: &AtRestKey, rp_id: &str, url: &str, now: i64) -> R
             rp::updated_at.eq(now),
         ))
         .execute(c)?;
-    crate::store::counters::bump(c, crate::store::counters::RELYING_PARTIES)?;
     Ok(Registered {
         rp_id: rp_id.to_string(),
         url: u.to_string(),
@@ -179,7 +178,6 @@ pub fn remove(c: &mut Db, rp_id: &str, now: i64) -> Result<()> {
         wd::last_error.eq(Some("the webhook was removed")),
     ))
     .execute(c)?;
-    crate::store::counters::bump(c, crate::store::counters::RELYING_PARTIES)?;
     Ok(())
 }
 

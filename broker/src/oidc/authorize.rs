@@ -17,8 +17,8 @@ use crate::error::Error;
 use crate::login::resolve::{self, Refusal};
 use crate::login::sso::{self, SsoSession};
 use crate::login::{auth_session, Answer, RpRequest};
-use crate::rp::oidc::{self as rp_oidc, OidcSettings};
-use crate::rp::{self, RelyingParty};
+use crate::rp::oidc::OidcSettings;
+use crate::rp::RelyingParty;
 use crate::tokens::random_secret;
 use crate::web::error::WebError;
 use crate::web::{cookies, request_id_of, AppState};
@@ -105,8 +105,7 @@ pub fn error_redirect(
 
 /// A checked authorization request.
 struct Checked {
-    rp: RelyingParty,
-    settings: OidcSettings,
+    client: std::sync::Arc<crate::cache::OidcClient>,
     request: RpRequest,
 }
 
@@ -130,6 +129,7 @@ fn check_pkce_challenge(c: &str) -> bool {
 /// Checks the parameters against the client's registration.
 fn check(
     conn: &mut crate::store::Db,
+    cache: &crate::cache::NodeCache,
     mut p: HashMap<String, String>,
     now: i64,
 ) -> crate::error::Result<std::result::Result<Checked, Refused>> {
@@ -151,12 +151,12 @@ fn check(
         p = serde_json::from_str(&json).map_err(Error::internal)?;
         p.insert("client_id".into(), client_id.clone());
     }
-    let Some(rp) = rp::by_entity_id(conn, &client_id)?.filter(|r| r.protocol == "oidc") else {
+    let Some(client) = cache.oidc_client(conn, &client_id)? else {
         return Ok(Err(Refused::Page(format!(
             "{client_id} is not a registered client"
         ))));
     };
-    let settings = rp_oidc::settings(&rp)?;
+    let (rp, settings) = (&client.rp, &client.settings);
     let Some(redirect_uri) = p.get("redirect_uri").cloned() else {
         return Ok(Err(Refused::Page("redirect_uri is missing".into())));
     };
@@ -277,8 +277,7 @@ fn check(
         connector_hint: p.get("idp_hint").cloned().filter(|h| h.len() <= 64),
     };
     Ok(Ok(Checked {
-        rp,
-        settings,
+        client: client.clone(),
         request,
     }))
 }
@@ -302,10 +301,11 @@ async fn authorize(
     let cookie = cookies::get(&headers, &state.config.cookies.name).map(str::to_string);
     let idle = state.config.sessions.sso_idle_timeout.as_secs() as i64;
     let ttl = state.config.sessions.auth_session_ttl.as_secs() as i64;
+    let cache = state.cache.clone();
     let step = state
         .store
         .write_async(move |c| {
-            let checked = match check(c, params, now)? {
+            let checked = match check(c, &cache, params, now)? {
                 Ok(checked) => checked,
                 Err(refused) => return Ok(Err(refused)),
             };
@@ -351,13 +351,9 @@ async fn authorize(
             return error_redirect(&state, &redirect_uri, error, &description, st.as_deref());
         }
     };
-    let Checked {
-        rp,
-        settings,
-        request,
-    } = checked;
+    let Checked { client, request } = checked;
     if let Some(session) = session {
-        return answer(state, &headers, rp, settings, request, session, None).await;
+        return answer(state, &headers, client, request, session, None).await;
     }
     let Some(handle) = handle else {
         // prompt=none without a (recent enough) sign-in.
@@ -516,8 +512,7 @@ pub fn respond(
 pub async fn answer(
     state: AppState,
     headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: OidcSettings,
+    client: std::sync::Arc<crate::cache::OidcClient>,
     request: RpRequest,
     session: SsoSession,
     set_sso: Option<HeaderValue>,
@@ -526,7 +521,7 @@ pub async fn answer(
     let req = request.clone();
     let outcome = state
         .store
-        .write_async(move |c| issue_code(c, &ctx, &rp, &settings, &req, &session))
+        .write_async(move |c| issue_code(c, &ctx, &client.rp, &client.settings, &req, &session))
         .await?;
     respond(&state, &request, outcome, set_sso)
 }
@@ -594,12 +589,13 @@ async fn par_inner(
     // Checked now as at /oidc/authorize, so a bad request is refused to the client itself.
     let now = state.clock.now();
     let probe = form.clone();
+    let cache = state.cache.clone();
     let checked = state
         .store
         .read_async(move |c| {
             let mut p = probe;
             p.remove("request_uri");
-            check(c, p, now).map(|r| r.map(|_| ()))
+            check(c, &cache, p, now).map(|r| r.map(|_| ()))
         })
         .await?;
     match checked {

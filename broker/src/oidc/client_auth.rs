@@ -11,8 +11,7 @@ use fedhub_metadata::jose::{self, JwsAlg};
 use http::HeaderMap;
 
 use super::OAuthError;
-use crate::rp::oidc::{self as settings_mod, AuthMethod, OidcSettings};
-use crate::rp::{self, RelyingParty};
+use crate::rp::oidc::{self as settings_mod, AuthMethod};
 use crate::web::{request_id_of, AppState};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -20,12 +19,8 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// Longest client assertion lifetime accepted (its jti is remembered that long).
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
-/// An authenticated client.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub rp: RelyingParty,
-    pub settings: OidcSettings,
-}
+/// An authenticated client (this node's parsed copy of its registration).
+pub type Client = std::sync::Arc<crate::cache::OidcClient>;
 
 enum Presented {
     Secret { id: String, secret: String },
@@ -122,14 +117,21 @@ fn unverified_issuer(jwt: &str) -> Option<String> {
     v.get("iss")?.as_str().map(String::from)
 }
 
-fn load_client(state: &AppState, id: &str) -> crate::error::Result<Option<Client>> {
-    let id = id.to_string();
-    let rp = state.store.read(move |c| rp::by_entity_id(c, &id))?;
-    let Some(rp) = rp.filter(|r| r.protocol == "oidc") else {
-        return Ok(None);
-    };
-    let settings = settings_mod::settings(&rp)?;
-    Ok(Some(Client { rp, settings }))
+/// The client by client_id: this node's copy when fresh, else through the database.
+pub(crate) async fn load_client(
+    state: &AppState,
+    id: &str,
+) -> crate::error::Result<Option<Client>> {
+    if let Some(rp) = state.cache.peek_rp_by_entity_id(id) {
+        if let Some(client) = state.cache.peek_oidc_client(&rp.id) {
+            return Ok(Some(client));
+        }
+    }
+    let (cache, id) = (state.cache.clone(), id.to_string());
+    state
+        .store
+        .read_async(move |c| cache.oidc_client(c, &id))
+        .await
 }
 
 /// Authenticates the calling client, or answers `invalid_client` (audited).
@@ -174,11 +176,7 @@ async fn check(
     };
     match presented {
         Presented::Secret { id, secret } => {
-            let st = state.clone();
-            let lookup = id.clone();
-            let client = tokio::task::spawn_blocking(move || load_client(&st, &lookup))
-                .await
-                .map_err(crate::error::Error::internal)??;
+            let client = load_client(state, &id).await?;
             let Some(client) = client else {
                 return Ok(Err((id, "unknown client".into())));
             };
@@ -204,11 +202,7 @@ async fn check(
                     "client assertion has no issuer".into(),
                 )));
             };
-            let st = state.clone();
-            let lookup = id.clone();
-            let client = tokio::task::spawn_blocking(move || load_client(&st, &lookup))
-                .await
-                .map_err(crate::error::Error::internal)??;
+            let client = load_client(state, &id).await?;
             let Some(client) = client else {
                 return Ok(Err((id, "unknown client".into())));
             };

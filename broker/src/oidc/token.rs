@@ -27,25 +27,35 @@ use crate::tokens::random_secret;
 use crate::web::{request_id_of, AppState};
 
 /// Opened signing keys by (kid, alg). A kid names one immutable key, so an entry never goes
-/// stale; which kid signs is still read from the database at every use (rotation).
-#[derive(Clone, Default)]
-pub struct SignerCache(Arc<Mutex<SignerMap>>);
+/// stale; which kid signs comes from the node's cache, which follows rotations on any node.
+#[derive(Clone)]
+pub struct SignerCache {
+    opened: Arc<Mutex<SignerMap>>,
+    node: crate::cache::NodeCache,
+}
 
 type SignerMap = HashMap<(String, &'static str), Arc<JwsSigner>>;
 
 impl SignerCache {
+    pub fn new(node: crate::cache::NodeCache) -> SignerCache {
+        SignerCache {
+            opened: Arc::default(),
+            node,
+        }
+    }
+
     /// The current signer for `alg`.
     pub fn current(&self, conn: &mut Db, vault: &AtRestKey, alg: JwsAlg) -> Result<Arc<JwsSigner>> {
-        let kid = keys::current_kid(conn, Purpose::Oidc, alg.key_alg())?;
+        let kid = self.node.current_kid(conn, Purpose::Oidc, alg.key_alg())?;
         let key = (kid.clone(), alg.as_str());
-        if let Some(s) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(s) = self.opened.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(s);
         }
         let signer = keys::signer_for(conn, vault, Purpose::Oidc, alg.key_alg())?;
         let jws = Arc::new(
             JwsSigner::new(&signer.kid, alg, &signer.private_der).map_err(Error::internal)?,
         );
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.opened.lock() {
             m.insert(key, jws.clone());
         }
         Ok(jws)

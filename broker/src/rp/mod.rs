@@ -81,7 +81,6 @@ pub fn insert(conn: &mut Db, new: NewRelyingParty<'_>, now: i64) -> Result<Relyi
             rp::updated_at.eq(now),
         ))
         .execute(conn)?;
-    crate::store::counters::bump(conn, crate::store::counters::RELYING_PARTIES)?;
     get(conn, &id)
 }
 
@@ -118,7 +117,6 @@ pub fn set_claim_enabled(conn: &mut Db, id: &str, on: bool, now: i64) -> Result<
     if n != 1 {
         return Err(Error::not_found("relying party", id));
     }
-    crate::store::counters::bump(conn, crate::store::counters::RELYING_PARTIES)?;
     get(conn, id)
 }
 

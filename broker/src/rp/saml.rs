@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::RelyingParty;
 use crate::error::{Error, Result};
 use crate::store::schema::relying_parties::dsl as rp;
-use crate::store::{counters, Db};
+use crate::store::Db;
 
 /// What the hub signs in its answers to this SP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -334,7 +334,6 @@ pub fn apply_refresh(
                 ))
                 .execute(conn)?;
             if changed {
-                counters::bump(conn, counters::RELYING_PARTIES)?;
                 outcome("updated", None)
             } else {
                 outcome("unchanged", None)

@@ -2,6 +2,8 @@
 //! `/saml/init`. Follow the data: binding → verified AuthnRequest → ACS from metadata →
 //! RpRequest → (SSO session ? answer : auth session + login page) → signed Response.
 
+use std::sync::Arc;
+
 use axum::extract::{Form, Query, RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -14,13 +16,13 @@ use serde::Deserialize;
 use super::response::{self, AssertionData};
 use super::{NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT};
 use crate::audit::{self, Event, Outcome};
+use crate::cache::SamlSp;
 use crate::error::{Error, Result};
-use crate::keys::{self, Purpose};
 use crate::login::resolve::{self, Refusal};
 use crate::login::sso::{self, SsoSession};
 use crate::login::{auth_session, Answer, RpRequest};
-use crate::rp::saml::{NameIdFormat, SamlSettings};
-use crate::rp::{self, RelyingParty};
+use crate::rp::saml::NameIdFormat;
+use crate::rp::RelyingParty;
 use crate::store::schema::saml_replay::dsl as replay;
 use crate::web::error::WebError;
 use crate::web::pages::{Lang, PageContext};
@@ -104,18 +106,12 @@ async fn handle(
             return Err(refused_request(e));
         }
     };
-    let lookup = issuer.clone();
-    let Some(rp) = state
-        .store
-        .read_async(move |c| rp::by_entity_id(c, &lookup))
-        .await?
-    else {
+    let Some(sp) = service_provider(&state, &issuer).await? else {
         audit_refusal(issuer.clone(), "unknown service provider".into()).await;
         return Err(refused_request(format!("{issuer} is not registered")));
     };
-    let settings = rp::saml::settings(&rp)?;
-    let md = settings.metadata()?;
-    let verified = match xml::decode_authn_request(incoming.binding(), &md, limits) {
+    let md = &sp.metadata;
+    let verified = match xml::decode_authn_request(incoming.binding(), md, limits) {
         Ok(v) => v,
         Err(e) => {
             audit_refusal(issuer.clone(), e.to_string()).await;
@@ -175,7 +171,7 @@ async fn handle(
         )));
     }
     let request = RpRequest {
-        rp_id: rp.id.clone(),
+        rp_id: sp.rp.id.clone(),
         answer: Answer::Saml {
             acs_url: acs,
             in_response_to: Some(req.id.clone()),
@@ -187,7 +183,43 @@ async fn handle(
         // Scoping/IDPList: the identity provider the SP wants (a connector id or issuer).
         connector_hint: verified.idp_list.first().cloned(),
     };
-    start_or_answer(state, &headers, rp, settings, request).await
+    start_or_answer(state, &headers, sp, request).await
+}
+
+/// A registered SP by entityID, parsed: from this node's copies when they are fresh, else
+/// through the database (see `cache`).
+pub(crate) async fn service_provider(
+    state: &AppState,
+    entity_id: &str,
+) -> Result<Option<Arc<SamlSp>>> {
+    if let Some(sp) = state
+        .cache
+        .peek_rp_by_entity_id(entity_id)
+        .and_then(|rp| state.cache.peek_saml_sp(&rp.id))
+    {
+        return Ok(Some(sp));
+    }
+    let (cache, entity) = (state.cache.clone(), entity_id.to_string());
+    state
+        .store
+        .read_async(move |c| match cache.rp_by_entity_id(c, &entity)? {
+            Some(rp) if rp.protocol == "saml" => cache.saml_sp(c, &rp).map(Some),
+            Some(rp) => Err(Error::invalid(
+                "relying_party",
+                format!("{} is not a SAML service provider", rp.entity_id),
+            )),
+            None => Ok(None),
+        })
+        .await
+}
+
+/// The parsed SP of a relying party already in hand.
+pub(crate) async fn sp_of(state: &AppState, rp: &Arc<RelyingParty>) -> Result<Arc<SamlSp>> {
+    if let Some(sp) = state.cache.peek_saml_sp(&rp.id) {
+        return Ok(sp);
+    }
+    let (cache, rp) = (state.cache.clone(), rp.clone());
+    state.store.read_async(move |c| cache.saml_sp(c, &rp)).await
 }
 
 /// With a live SSO session (and no ForceAuthn) answer now; IsPassive without one gets
@@ -195,15 +227,14 @@ async fn handle(
 async fn start_or_answer(
     state: AppState,
     headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: SamlSettings,
+    sp: Arc<SamlSp>,
     request: RpRequest,
 ) -> Result<Response, WebError> {
     let now = state.clock.now();
-    if !rp.enabled {
+    if !sp.rp.enabled {
         return Ok(error_answer(
             &state,
-            &rp,
+            &sp.rp,
             &request,
             response::STATUS_REQUESTER,
             Some(response::STATUS_REQUEST_DENIED),
@@ -224,12 +255,12 @@ async fn start_or_answer(
         _ => None,
     };
     if let Some(session) = session {
-        return answer(state, headers, rp, settings, request, session, None).await;
+        return answer(state, headers, sp, request, session, None).await;
     }
     if request.is_passive {
         return Ok(error_answer(
             &state,
-            &rp,
+            &sp.rp,
             &request,
             response::STATUS_RESPONDER,
             Some(response::STATUS_NO_PASSIVE),
@@ -276,10 +307,11 @@ pub async fn error_answer(
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
     let (acs, irt) = (acs_url.clone(), in_response_to.clone());
+    let cache = state.cache.clone();
     let xml = state
         .store
         .read_async(move |c| {
-            let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
+            let signer = cache.saml_signer(c, &vault)?;
             response::failure(
                 &issuer,
                 &acs,
@@ -310,13 +342,12 @@ pub async fn error_answer(
 pub async fn answer(
     state: AppState,
     headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: SamlSettings,
+    sp: Arc<SamlSp>,
     request: RpRequest,
     session: SsoSession,
     set_sso: Option<HeaderValue>,
 ) -> Result<Response, WebError> {
-    answer_telling(state, headers, rp, settings, request, session, set_sso)
+    answer_telling(state, headers, sp, request, session, set_sso)
         .await?
         .1
 }
@@ -326,8 +357,7 @@ pub async fn answer(
 pub(crate) async fn answer_telling(
     state: AppState,
     headers: &HeaderMap,
-    rp: RelyingParty,
-    settings: SamlSettings,
+    sp: Arc<SamlSp>,
     request: RpRequest,
     session: SsoSession,
     set_sso: Option<HeaderValue>,
@@ -336,9 +366,9 @@ pub(crate) async fn answer_telling(
     let vault = state.vault()?;
     let issuer = state.config.saml_entity_id();
     let assertion_ttl = state.config.tokens.saml_assertion_ttl.as_secs() as i64;
-    let encrypt_for = if settings.encrypt_assertion {
-        settings
-            .metadata()?
+    let rp = sp.rp.clone();
+    let encrypt_for = if sp.settings.encrypt_assertion {
+        sp.metadata
             .encryption_certs
             .first()
             .map(|c| c.der_data().to_vec())
@@ -355,7 +385,8 @@ pub(crate) async fn answer_telling(
             "a SAML answer for a request of another protocol",
         )));
     };
-    let rp_for_db = rp.clone();
+    let (rp_for_db, for_db) = (rp.clone(), sp.clone());
+    let cache = state.cache.clone();
     let request_id = request_id_of(headers);
     let acs = acs_url.clone();
     let passive = request.is_passive;
@@ -377,6 +408,7 @@ pub(crate) async fn answer_telling(
                     return Ok(Err(refusal));
                 }
             };
+            let settings = &for_db.settings;
             let (name_id, format) = match settings.name_id_format {
                 NameIdFormat::Persistent => (resolved.subject.clone(), NAMEID_PERSISTENT),
                 NameIdFormat::Transient => (
@@ -412,7 +444,7 @@ pub(crate) async fn answer_telling(
                     now,
                     ttl: assertion_ttl,
                 };
-            let signer = keys::signer(c, &vault, Purpose::Saml)?.xml_signer()?;
+            let signer = cache.saml_signer(c, &vault)?;
             let xml = response::success(&data, settings.sign, &signer, encrypt_for.as_deref())?;
             let event = Event::new(format!("account:{}", session.account_id), "saml.sso")
                 .target(rp_for_db.entity_id.clone())
@@ -590,12 +622,7 @@ pub async fn idp_initiated(
             "at most 80 bytes",
         )));
     }
-    let entity = q.sp.clone();
-    let Some(rp) = state
-        .store
-        .read_async(move |c| rp::by_entity_id(c, &entity))
-        .await?
-    else {
+    let Some(sp) = service_provider(&state, &q.sp).await? else {
         super::audit_refusal(
             &state,
             "saml.sso",
@@ -606,15 +633,14 @@ pub async fn idp_initiated(
         .await;
         return Err(refused_request(format!("{} is not registered", q.sp)));
     };
-    let settings = rp::saml::settings(&rp)?;
-    let md = settings.metadata()?;
-    let acs = md
+    let acs = sp
+        .metadata
         .choose_acs(None, None)
         .map_err(refused_request)?
         .location
         .clone();
     let request = RpRequest {
-        rp_id: rp.id.clone(),
+        rp_id: sp.rp.id.clone(),
         answer: Answer::Saml {
             acs_url: acs,
             in_response_to: None,
@@ -625,5 +651,5 @@ pub async fn idp_initiated(
         login_hint: None,
         connector_hint: None,
     };
-    start_or_answer(state, &headers, rp, settings, request).await
+    start_or_answer(state, &headers, sp, request).await
 }

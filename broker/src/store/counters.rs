@@ -9,11 +9,15 @@ use crate::error::Result;
 
 /// Names of what nodes cache.
 pub const AGENCIES: &str = "agencies";
+/// Moved by database triggers on `relying_parties` (migration 000090).
 pub const RELYING_PARTIES: &str = "relying_parties";
+/// Moved by database triggers on `connectors` and `rp_connectors`.
 pub const CONNECTORS: &str = "connectors";
+/// Moved by database triggers on `signing_keys`.
 pub const SIGNING_KEYS: &str = "signing_keys";
 
-/// Moves the counter for `name` forward; call inside the transaction that changed it.
+/// Moves the counter for `name` forward; call inside the transaction that changed it (the
+/// triggered counters above move by themselves).
 pub fn bump(conn: &mut Db, name: &str) -> Result<i64> {
     let updated = diesel::update(cc::change_counters.filter(cc::name.eq(name)))
         .set(cc::version.eq(cc::version + 1))

@@ -125,7 +125,6 @@ pub(crate) fn insert(
             k::updated_at.eq(now),
         ))
         .execute(conn)?;
-    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
     get(conn, id)
 }
 
@@ -379,7 +378,6 @@ pub fn set_enabled(conn: &mut Db, id: &str, enabled: bool, now: i64) -> Result<C
     if n == 0 {
         return Err(Error::not_found("connector", id));
     }
-    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
     get(conn, id)
 }
 
@@ -402,7 +400,6 @@ pub fn allow_for_rp(conn: &mut Db, rp_id: &str, connector_ids: &[String]) -> Res
             .values((rc::rp_id.eq(rp_id), rc::connector_id.eq(id)))
             .execute(conn)?;
     }
-    crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
     Ok(())
 }
 

@@ -761,7 +761,7 @@ async fn oidc_callback(
 enum Step {
     SignedIn(
         crate::login::RpRequest,
-        crate::rp::RelyingParty,
+        std::sync::Arc<crate::rp::RelyingParty>,
         sso::SsoSession,
         String,
     ),
@@ -775,7 +775,10 @@ enum Step {
     /// Signed in to the admin console: back to the page asked for.
     Console(String, String),
     /// The upstream said no: the relying party hears it (AuthnFailed / access_denied).
-    UpstreamRefused(crate::login::RpRequest, crate::rp::RelyingParty),
+    UpstreamRefused(
+        crate::login::RpRequest,
+        std::sync::Arc<crate::rp::RelyingParty>,
+    ),
     /// The upstream's answer could not be trusted or did not come: the person sees a page.
     UpstreamFailed(ConnectorError),
 }
@@ -802,6 +805,7 @@ pub(crate) async fn finish(
     let sso_ttl = state.config.sessions.sso_session_ttl.as_secs() as i64;
     let oidc_ctx = crate::oidc::authorize::AnswerContext::of(state, headers)?;
     let (h, connector) = (handle.to_string(), connector_id.to_string());
+    let cache = state.cache.clone();
     let (step, started) = state
         .store
         .write_async(move |c| {
@@ -813,7 +817,7 @@ pub(crate) async fn finish(
             let connector_id = connector;
             let rp = match session.request.answer {
                 Answer::Console { .. } => None,
-                _ => Some(crate::rp::get(c, &session.request.rp_id)?),
+                _ => Some(cache.rp(c, &session.request.rp_id)?),
             };
             let started = Started {
                 protocol: session.request.answer.protocol(),
@@ -880,12 +884,14 @@ pub(crate) async fn finish(
             };
             if matches!(session.request.answer, Answer::Oidc { .. }) {
                 // The code is stored with the sign-in: one transaction for the whole step.
-                let settings = crate::rp::oidc::settings(&rp)?;
+                let client = cache
+                    .oidc_client(c, &rp.entity_id)?
+                    .ok_or_else(|| Error::internal("an OIDC login for a client that is gone"))?;
                 let outcome = crate::oidc::authorize::issue_code(
                     c,
                     &oidc_ctx,
-                    &rp,
-                    &settings,
+                    &client.rp,
+                    &client.settings,
                     &session.request,
                     &sso_session,
                 )?;
@@ -930,15 +936,14 @@ async fn answer_step(
     match step {
         Step::SignedIn(request, rp, session, cookie) => {
             let set_sso = cookies::sso(&state.config, &cookie);
-            let settings = match crate::rp::saml::settings(&rp) {
-                Ok(s) => s,
+            let sp = match crate::saml::sso::sp_of(state, &rp).await {
+                Ok(sp) => sp,
                 Err(e) => return failed(e.into()),
             };
             match crate::saml::sso::answer_telling(
                 state.clone(),
                 headers,
-                rp,
-                settings,
+                sp,
                 request,
                 session,
                 set_sso,

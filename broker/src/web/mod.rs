@@ -54,6 +54,8 @@ pub struct AppState {
     pub guards: Arc<overload::Guards>,
     /// Opens the sealed signing keys; `None` when no at-rest key is configured.
     pub vault: Option<Arc<fedhub_metadata::AtRestKey>>,
+    /// This node's copies of relying parties and signing keys (see `cache`).
+    pub cache: crate::cache::NodeCache,
     /// Opened OIDC signing keys (by kid, which never changes meaning).
     pub oidc_signers: crate::oidc::token::SignerCache,
     /// Upstream OpenID Providers' discovery documents and keys.
@@ -71,15 +73,17 @@ impl AppState {
             .map_err(|e| Error::invalid(e.key, e.problem))?
             .map(Arc::new);
         let metrics = metrics::Metrics::new(store.acquire_timeouts());
+        let cache = crate::cache::NodeCache::new(config.database.cache_refresh);
         Ok(AppState {
             guards: Arc::new(overload::Guards::new(&config)),
+            oidc_signers: crate::oidc::token::SignerCache::new(cache.clone()),
+            cache,
             config: Arc::new(config),
             store,
             pages: Pages::load()?,
             clock,
             metrics,
             vault,
-            oidc_signers: Default::default(),
             providers: Default::default(),
             crls: Default::default(),
             http: reqwest::Client::builder()

@@ -1,0 +1,12 @@
+DROP TRIGGER IF EXISTS relying_parties_insert_moves_counter;
+DROP TRIGGER IF EXISTS relying_parties_update_moves_counter;
+DROP TRIGGER IF EXISTS relying_parties_delete_moves_counter;
+DROP TRIGGER IF EXISTS connectors_insert_moves_counter;
+DROP TRIGGER IF EXISTS connectors_update_moves_counter;
+DROP TRIGGER IF EXISTS connectors_delete_moves_counter;
+DROP TRIGGER IF EXISTS rp_connectors_insert_moves_counter;
+DROP TRIGGER IF EXISTS rp_connectors_update_moves_counter;
+DROP TRIGGER IF EXISTS rp_connectors_delete_moves_counter;
+DROP TRIGGER IF EXISTS signing_keys_insert_moves_counter;
+DROP TRIGGER IF EXISTS signing_keys_update_moves_counter;
+DROP TRIGGER IF EXISTS signing_keys_delete_moves_counter;
