@@ -1,6 +1,6 @@
 //! One full OpenID Connect login as a fresh browser and a confidential client would do it:
-//! authorize → the hub's login page → the demo upstream's form → back to the client with a
-//! code → token → userinfo. Cookies are carried by hand (only `fedhub_login` is needed; the
+//! authorize → the hub's login page → the upstream sign-in (the demo form, or an OpenID
+//! provider) → back to the client with a code → token → userinfo. Cookies are carried by hand (only `fedhub_login` is needed; the
 //! SSO cookie is dropped, so every login is a full upstream login).
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -11,10 +11,12 @@ use reqwest::{Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 use url::form_urlencoded;
 
+use crate::upstream::Upstream;
+
 /// The demo citizen every login signs in as (seeded by `fedhub::demo::seed`).
 pub const NATIONAL_ID: &str = "001204012345";
 const LOGIN_COOKIE: &str = "fedhub_login";
-const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The relying party's side of the flow.
 pub struct Target {
@@ -101,7 +103,7 @@ fn summarize(body: &str) -> String {
     unescape(&words.join(" ")).chars().take(300).collect()
 }
 
-fn location(r: &Response, step: &str) -> Result<String> {
+pub(crate) fn location(r: &Response, step: &str) -> Result<String> {
     r.headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -181,6 +183,18 @@ fn payload(jwt: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(&bytes).context("id_token payload is not JSON")
 }
 
+/// The hub's login page that `r` (the answer to `step`) sends the browser to, and the
+/// `Cookie` header that binds the login to this browser.
+pub(crate) fn login_page(base: &url::Url, r: &Response, step: &str) -> Result<(url::Url, String)> {
+    let login_page = base.join(&location(r, step)?)?;
+    if !login_page.path().starts_with("/login/") {
+        bail!("{step}: redirected to {login_page}, not to a login page");
+    }
+    let handle =
+        set_cookie(r, LOGIN_COOKIE).ok_or_else(|| anyhow!("{step}: no {LOGIN_COOKIE} cookie"))?;
+    Ok((login_page, format!("{LOGIN_COOKIE}={handle}")))
+}
+
 /// Steps shared by every protocol once the hub has sent the browser (`r`, the answer to
 /// `step`) to its login page: the login page (the demo connector's list of people), then the
 /// demo connector's form posted back to the hub. Returns the hub's answer to that post.
@@ -190,13 +204,7 @@ pub(crate) async fn demo_sign_in(
     r: &Response,
     step: &str,
 ) -> Result<Response> {
-    let login_page = base.join(&location(r, step)?)?;
-    if !login_page.path().starts_with("/login/") {
-        bail!("{step}: redirected to {login_page}, not to a login page");
-    }
-    let handle =
-        set_cookie(r, LOGIN_COOKIE).ok_or_else(|| anyhow!("{step}: no {LOGIN_COOKIE} cookie"))?;
-    let cookie = format!("{LOGIN_COOKIE}={handle}");
+    let (login_page, cookie) = login_page(base, r, step)?;
 
     let r = expect(
         http.get(login_page.clone())
@@ -259,9 +267,14 @@ pub(crate) fn authorization(rng: &SystemRandom, t: &Target) -> Result<Pending> {
     })
 }
 
-/// One login, start to finish. Any deviation from the expected answers is an error that
-/// names the step.
-pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Result<()> {
+/// One login, start to finish, with `upstream` vouching for the person. Any deviation from
+/// the expected answers is an error that names the step.
+pub async fn login(
+    http: &reqwest::Client,
+    rng: &SystemRandom,
+    t: &Target,
+    upstream: &Upstream,
+) -> Result<()> {
     let base = url::Url::parse(&t.base_url)?;
     let pending = authorization(rng, t)?;
 
@@ -275,9 +288,9 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, t: &Target) -> Re
         "authorize",
     )
     .await?;
-    // 2.–3. The login page and the upstream (demo) login, which the hub answers for the client.
+    // 2.–3. The login page and the upstream login, which the hub answers for the client.
     let r = expect(
-        demo_sign_in(http, &base, &r, "authorize").await?,
+        upstream.sign_in(http, rng, &base, &r, "authorize").await?,
         StatusCode::SEE_OTHER,
         "upstream login",
     )

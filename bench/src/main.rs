@@ -14,10 +14,12 @@ mod directory;
 mod flow;
 mod hub;
 mod metadata;
+mod mock_op;
 mod procstat;
 mod saml;
 mod sessions;
 mod setup;
+mod upstream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,7 @@ use fedhub_metadata::keys::KeyAlg;
 use serde_json::json;
 
 use setup::Engine;
+use upstream::{Upstream, UpstreamKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,10 +49,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// OpenID Connect code flow: authorize → demo upstream login → callback → token → userinfo.
+    /// OpenID Connect code flow: authorize → upstream login → callback → token → userinfo.
     Oidc(OidcArgs),
-    /// SAML Web SSO: signed AuthnRequest (HTTP-Redirect) → demo upstream login → the
-    /// auto-POST page with the SAMLResponse for the SP.
+    /// SAML Web SSO: signed AuthnRequest (HTTP-Redirect) → upstream login → the auto-POST
+    /// page with the SAMLResponse for the SP.
     Saml(SamlArgs),
     /// Fills a fresh database with a national-size directory: agencies, accounts, relying
     /// parties and memberships (kept for `directory`; `--drop` removes it).
@@ -101,6 +104,14 @@ struct LoadArgs {
     /// Worker threads of the load generator (it competes with the hub for the cores).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Who vouches for the person: the hub's demo connector, or an OpenID provider the load
+    /// tool runs on loopback (the hub redeems a code there and verifies an RS256 ID token).
+    #[arg(long, value_enum, default_value = "demo")]
+    upstream: UpstreamKind,
+    /// `--upstream oidc`: how many citizens can sign in at the provider (each has an account;
+    /// each login picks one at random).
+    #[arg(long, default_value_t = 1000)]
+    upstream_people: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,8 +136,13 @@ struct SamlArgs {
     saml_alg: String,
 }
 
-/// What one login is, for `run_load`.
-enum Scenario {
+/// What one login is, for `run_load`: the protocol's side and the upstream sign-in.
+struct Scenario {
+    relying_party: RelyingParty,
+    upstream: Upstream,
+}
+
+enum RelyingParty {
     Oidc(flow::Target),
     Saml(saml::Sp),
     /// A browser with an SSO session signs in to the client (`sessions`).
@@ -135,10 +151,10 @@ enum Scenario {
 
 impl Scenario {
     async fn login(&self, http: &reqwest::Client, rng: &ring::rand::SystemRandom) -> Result<()> {
-        match self {
-            Scenario::Oidc(target) => flow::login(http, rng, target).await,
-            Scenario::Saml(sp) => saml::login(http, rng, sp).await,
-            Scenario::Sso(target) => sessions::sso_login::login(http, rng, target).await,
+        match &self.relying_party {
+            RelyingParty::Oidc(target) => flow::login(http, rng, target, &self.upstream).await,
+            RelyingParty::Saml(sp) => saml::login(http, rng, sp, &self.upstream).await,
+            RelyingParty::Sso(target) => sessions::sso_login::login(http, rng, target).await,
         }
     }
 }
@@ -192,7 +208,7 @@ fn run_oidc(args: &OidcArgs) -> Result<()> {
         &protocol,
         |store, now| setup::register_oidc(store, now, format, &alg),
         |base_url, client| {
-            Ok(Scenario::Oidc(flow::Target::new(
+            Ok(RelyingParty::Oidc(flow::Target::new(
                 base_url,
                 client.client_id,
                 client.client_secret,
@@ -220,45 +236,76 @@ fn run_saml(args: &SamlArgs) -> Result<()> {
         |store, now| {
             // The SP's key is made here; the base URL is filled in once the hub's port is known.
             let sp = saml::Sp::generate(String::new(), now)?;
-            setup::register_saml(store, now, sp.metadata())?;
-            Ok(sp)
+            let rp_id = setup::register_saml(store, now, sp.metadata())?;
+            Ok(setup::Registered { rp_id, value: sp })
         },
         |base_url, mut sp| {
             sp.base_url = base_url;
-            Ok(Scenario::Saml(sp))
+            Ok(RelyingParty::Saml(sp))
         },
     )
 }
 
 /// The harness every protocol shares: a temporary folder and database, the hub as its own
-/// process, warm-up, the measured run and the report. `register` adds the load's relying
-/// party to the fresh database; `scenario` makes the login from it and the hub's base URL.
+/// process, the mock upstream provider if any, warm-up, the measured run and the report.
+/// `register` adds the load's relying party to the fresh database; `relying_party` makes the
+/// protocol's side of the login from it and the hub's base URL.
 fn run_protocol<T>(
     args: &LoadArgs,
     saml_alg: KeyAlg,
     protocol: &Protocol,
-    register: impl FnOnce(&fedhub::store::Store, i64) -> Result<T>,
-    scenario: impl FnOnce(String, T) -> Result<Scenario>,
+    register: impl FnOnce(&fedhub::store::Store, i64) -> Result<setup::Registered<T>>,
+    relying_party: impl FnOnce(String, T) -> Result<RelyingParty>,
 ) -> Result<()> {
     if args.logins == 0 || args.concurrency == 0 || args.client_threads == 0 {
         bail!("--logins, --concurrency and --client-threads must be at least 1");
+    }
+    if args.upstream == UpstreamKind::Oidc && args.upstream_people == 0 {
+        bail!("--upstream-people must be at least 1");
     }
     let binary = hub::locate(args.fedhub.as_deref())?;
     let dir = tempfile::Builder::new()
         .prefix("fedhub-load-")
         .tempdir()
         .context("creating a temporary folder")?;
-    // Dropped in reverse order: the hub is killed before its database is dropped.
+    let port = hub::free_port()?;
+    let hub_url = format!("http://127.0.0.1:{port}");
+    // Dropped in reverse order: the hub is killed before its database is dropped and before
+    // the provider it calls stops.
+    let (op, people) = match args.upstream {
+        UpstreamKind::Demo => (None, Vec::new()),
+        UpstreamKind::Oidc => {
+            let people = upstream::citizens(args.upstream_people, 1);
+            let callback = format!("{hub_url}/connectors/{}/callback", upstream::CONNECTOR_ID);
+            (
+                Some(mock_op::MockOp::start(people.clone(), callback)?),
+                people,
+            )
+        }
+    };
+    let upstream_setup = match &op {
+        None => setup::UpstreamSetup::Demo,
+        Some(op) => setup::UpstreamSetup::Oidc {
+            issuer: &op.issuer,
+            people: &people,
+        },
+    };
     let database = setup::Database::create(args.engine, &args.postgres_url, dir.path())?;
-    let prepared = setup::prepare(&database.url, dir.path(), saml_alg, register)
-        .context("preparing the hub's database")?;
+    let prepared = setup::prepare(
+        &database.url,
+        dir.path(),
+        saml_alg,
+        &upstream_setup,
+        register,
+    )
+    .context("preparing the hub's database")?;
     let log_file = args
         .hub_log
         .clone()
         .unwrap_or_else(|| dir.path().join("hub.log"));
     let mut hub = hub::Hub::start(&hub::HubSettings {
         binary: &binary,
-        port: hub::free_port()?,
+        port,
         database_url: &database.url,
         at_rest_key_file: &prepared.at_rest_key_file,
         log_level: &args.hub_log_level,
@@ -267,7 +314,17 @@ fn run_protocol<T>(
         log_file: &log_file,
         dir: dir.path(),
     })?;
-    let target = Arc::new(scenario(hub.base_url.clone(), prepared.registered)?);
+    let target = Arc::new(Scenario {
+        relying_party: relying_party(hub.base_url.clone(), prepared.registered)?,
+        upstream: match &op {
+            None => Upstream::Demo,
+            Some(op) => Upstream::Oidc {
+                issuer: op.issuer.clone(),
+                people: people.len(),
+            },
+        },
+    });
+    let op_cpu = |ticks: f64| op.as_ref().map(|op| op.cpu_seconds(ticks)).transpose();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
         .enable_all()
@@ -295,8 +352,9 @@ fn run_protocol<T>(
             args.concurrency
         );
         let limit = Duration::from_secs(args.max_seconds);
-        // The very first login alone: it links the demo citizen's upstream identity to the
-        // account, and concurrent first logins of one person race on that link (see README).
+        // The very first login alone: with the demo upstream it links the demo citizen's
+        // upstream identity to the account, and concurrent first logins of one person raced
+        // on that link once (see README).
         let first = run_load(&http, &target, 1, 1, limit).await;
         if first.failures > 0 {
             return Ok(first);
@@ -311,9 +369,16 @@ fn run_protocol<T>(
         let own_cpu_0 = procstat::cpu_seconds("self", ticks)?;
         let machine_0 = procstat::machine_busy_seconds(ticks)?;
         let db_cpu_0 = database_cpu(&database, ticks)?;
+        let op_cpu_0 = op_cpu(ticks)?;
         let mut run = run_load(&http, &target, args.logins, args.concurrency, limit).await;
         run.hub_cpu = procstat::cpu_seconds(&pid, ticks)? - hub_cpu_0;
-        run.client_cpu = procstat::cpu_seconds("self", ticks)? - own_cpu_0;
+        // The provider runs in this process: its thread's CPU is reported on its own.
+        run.upstream_cpu = match (op_cpu(ticks)?, op_cpu_0) {
+            (Some(after), Some(before)) => Some(after - before),
+            _ => None,
+        };
+        run.client_cpu =
+            procstat::cpu_seconds("self", ticks)? - own_cpu_0 - run.upstream_cpu.unwrap_or(0.0);
         run.machine_cpu = procstat::machine_busy_seconds(ticks)? - machine_0;
         run.db_cpu = database_cpu(&database, ticks)?
             .iter()
@@ -363,6 +428,7 @@ fn run_protocol<T>(
     }
     drop(hub);
     drop(database);
+    drop(op);
     Ok(())
 }
 
@@ -404,7 +470,10 @@ struct Run {
     latencies: Vec<Duration>,
     wall: Duration,
     hub_cpu: f64,
+    /// The load generator's CPU, without the mock provider's.
     client_cpu: f64,
+    /// CPU time of the mock OpenID provider's thread (`--upstream oidc`).
+    upstream_cpu: Option<f64>,
     /// CPU time of the PostgreSQL server processes serving the hub (0 for SQLite).
     db_cpu: f64,
     /// Busy CPU time of the whole machine (hub, load tool, PostgreSQL, anything else).
@@ -502,6 +571,7 @@ struct Report {
     seconds: f64,
     hub_cpu_s: f64,
     client_cpu_s: f64,
+    upstream_cpu_s: Option<f64>,
     db_cpu_s: Option<f64>,
     other_cpu_s: f64,
     p50_ms: f64,
@@ -513,18 +583,30 @@ impl Report {
     fn new(args: &LoadArgs, protocol: &Protocol, run: &Run, rss: f64) -> Report {
         let mut sorted = run.latencies.clone();
         sorted.sort_unstable();
+        let mut extra = protocol.json.clone();
+        extra.insert("upstream".into(), args.upstream.as_str().into());
+        let upstream = match args.upstream {
+            UpstreamKind::Demo => "demo upstream".to_string(),
+            UpstreamKind::Oidc => format!("OIDC upstream, {} people", args.upstream_people),
+        };
         Report {
             protocol: protocol.name,
-            describe: protocol.describe.clone(),
-            extra: protocol.json.clone(),
+            describe: format!("{}, {upstream}", protocol.describe),
+            extra,
             engine: args.engine.as_str(),
             concurrency: args.concurrency,
             logins: run.done,
             seconds: run.wall.as_secs_f64(),
             hub_cpu_s: run.hub_cpu,
             client_cpu_s: run.client_cpu,
+            upstream_cpu_s: run.upstream_cpu,
             db_cpu_s: (args.engine == Engine::Postgres).then_some(run.db_cpu),
-            other_cpu_s: (run.machine_cpu - run.hub_cpu - run.client_cpu - run.db_cpu).max(0.0),
+            other_cpu_s: (run.machine_cpu
+                - run.hub_cpu
+                - run.client_cpu
+                - run.upstream_cpu.unwrap_or(0.0)
+                - run.db_cpu)
+                .max(0.0),
             p50_ms: percentile_ms(&sorted, 0.50),
             p99_ms: percentile_ms(&sorted, 0.99),
             hub_peak_rss_mb: rss,
@@ -565,6 +647,16 @@ impl Report {
             ),
             ("load tool CPU", format!("{:.2} s", self.client_cpu_s)),
             (
+                "mock OpenID provider CPU",
+                match self.upstream_cpu_s {
+                    Some(s) => format!(
+                        "{s:.2} s ({:.2} ms per login)",
+                        1000.0 * ratio(s, self.logins as f64)
+                    ),
+                    None => "- (demo upstream, inside the hub)".into(),
+                },
+            ),
+            (
                 "PostgreSQL CPU",
                 match self.db_cpu_s {
                     Some(s) => format!(
@@ -604,6 +696,7 @@ impl Report {
             "hub_cpu_s": round(self.hub_cpu_s, 2),
             "logins_per_hub_core_s": round(self.per_hub_core_second(), 1),
             "client_cpu_s": round(self.client_cpu_s, 2),
+            "upstream_cpu_s": self.upstream_cpu_s.map(|s| round(s, 2)),
             "db_cpu_s": self.db_cpu_s.map(|s| round(s, 2)),
             "other_cpu_s": round(self.other_cpu_s, 2),
             "p50_ms": round(self.p50_ms, 2),
@@ -684,6 +777,16 @@ mod tests {
             panic!("not the saml command");
         };
         assert_eq!((args.load.logins, args.saml_alg.as_str()), (10, "ES256"));
+        assert_eq!(args.load.upstream, UpstreamKind::Demo);
+        let cli = Cli::try_parse_from(["fedhub-load", "saml", "--upstream", "oidc"]).unwrap();
+        let Command::Saml(args) = cli.command else {
+            panic!("not the saml command");
+        };
+        assert_eq!(
+            (args.load.upstream, args.load.upstream_people),
+            (UpstreamKind::Oidc, 1000)
+        );
+        assert!(Cli::try_parse_from(["fedhub-load", "saml", "--upstream", "saml"]).is_err());
         assert!(Cli::try_parse_from(["fedhub-load", "saml", "--saml-alg", "EdDSA"]).is_err());
     }
 

@@ -192,14 +192,20 @@ pub fn run(args: &MetadataArgs) -> Result<()> {
     // 3. The database: a fresh one, seeded as the other load tools do, with one OIDC client.
     let dir = tempfile::tempdir().context("temporary folder")?;
     let database = Database::create(args.engine, &args.postgres_url, dir.path())?;
-    let prepared = setup::prepare(&database.url, dir.path(), KeyAlg::Rsa2048, |store, now| {
-        setup::register_oidc(
-            store,
-            now,
-            fedhub::rp::oidc::AccessTokenFormat::Jwt,
-            "RS256",
-        )
-    })?;
+    let prepared = setup::prepare(
+        &database.url,
+        dir.path(),
+        KeyAlg::Rsa2048,
+        &setup::UpstreamSetup::Demo,
+        |store, now| {
+            setup::register_oidc(
+                store,
+                now,
+                fedhub::rp::oidc::AccessTokenFormat::Jwt,
+                "RS256",
+            )
+        },
+    )?;
     let store = Store::connect(&database.url, &StoreOptions::default())?;
     let client_id = prepared.registered.client_id.clone();
     let rp = store

@@ -1,6 +1,6 @@
 //! One full SP-initiated SAML login as a fresh browser would do it: the load tool's service
 //! provider sends a signed AuthnRequest (HTTP-Redirect binding, RSA-SHA256) → the hub's login
-//! page → the demo upstream's form → the hub's auto-POST page carrying the `SAMLResponse` for
+//! page → the upstream sign-in (demo form, or an OpenID provider) → the hub's auto-POST page carrying the `SAMLResponse` for
 //! the SP. The Response is decoded and its status and `InResponseTo` checked; its signature
 //! is not verified (that would be the load tool's CPU, not the hub's).
 
@@ -17,6 +17,7 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use url::form_urlencoded;
 
 use crate::flow;
+use crate::upstream::Upstream;
 
 /// The load tool's service provider. Nothing listens at its ACS: the tool reads the
 /// auto-POST page and never submits it.
@@ -195,9 +196,14 @@ fn status_value(e: &quick_xml::events::BytesStart<'_>) -> Option<String> {
         .map(|a| String::from_utf8_lossy(&a.value).into_owned())
 }
 
-/// One login, start to finish. Any deviation from the expected answers is an error that
-/// names the step.
-pub async fn login(http: &reqwest::Client, rng: &SystemRandom, sp: &Sp) -> Result<()> {
+/// One login, start to finish, with `upstream` vouching for the person. Any deviation from
+/// the expected answers is an error that names the step.
+pub async fn login(
+    http: &reqwest::Client,
+    rng: &SystemRandom,
+    sp: &Sp,
+    upstream: &Upstream,
+) -> Result<()> {
     let base = url::Url::parse(&sp.base_url)?;
     let id = request_id(rng)?;
     let xml = sp.authn_request(&id, &now_instant()?);
@@ -212,10 +218,12 @@ pub async fn login(http: &reqwest::Client, rng: &SystemRandom, sp: &Sp) -> Resul
     )
     .await?;
 
-    // 2.–3. The login page and the upstream (demo) login; the hub answers with the auto-POST
-    // page for the SP.
+    // 2.–3. The login page and the upstream login; the hub answers with the auto-POST page for
+    // the SP.
     let r = flow::expect(
-        flow::demo_sign_in(http, &base, &r, "SAML request").await?,
+        upstream
+            .sign_in(http, rng, &base, &r, "SAML request")
+            .await?,
         StatusCode::OK,
         "upstream login",
     )

@@ -1,5 +1,6 @@
 //! A fresh hub database, seeded like `fedhub demo`, with one OIDC client or one SAML service
-//! provider for the load.
+//! provider for the load, and (`--upstream oidc`) an OIDC connector to the load tool's mock
+//! provider with the provider's people in the directory.
 
 use std::path::{Path, PathBuf};
 
@@ -7,11 +8,16 @@ use anyhow::{anyhow, Context, Result};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use fedhub::clock::{Clock, SystemClock};
+use fedhub::directory::accounts::AccountInput;
 use fedhub::keys::{self, Purpose};
 use fedhub::rp::oidc::{AccessTokenFormat, OidcRegistration};
 use fedhub::store::{Store, StoreOptions};
+use fedhub::upstream::OidcRegistration as OidcUpstreamRegistration;
 use fedhub_metadata::keys::KeyAlg;
 use fedhub_metadata::AtRestKey;
+
+use crate::mock_op::{self, Person};
+use crate::upstream::CONNECTOR_ID;
 
 /// Where the hub sends the browser back with a code. Nothing listens there: the load tool
 /// reads the `Location` header and never follows it.
@@ -153,14 +159,32 @@ pub struct Prepared<T> {
     pub registered: T,
 }
 
+/// The load's relying party as registered: its id in the hub, and what the login needs.
+pub struct Registered<T> {
+    pub rp_id: String,
+    pub value: T,
+}
+
+/// Who vouches for the person, as the hub must know it.
+pub enum UpstreamSetup<'a> {
+    /// The demo connector `fedhub::demo::seed` registers.
+    Demo,
+    /// An OpenID provider at `issuer` (the load tool's mock), for these people.
+    Oidc {
+        issuer: &'a str,
+        people: &'a [Person],
+    },
+}
+
 /// Migrates and seeds the database, writes a fresh at-rest key, creates the signing keys (the
-/// SAML ones with `saml_alg`) and registers the load's relying party with `register`. The
-/// store is closed before the hub starts.
+/// SAML ones with `saml_alg`), registers the load's relying party with `register` and the
+/// upstream it signs in with. The store is closed before the hub starts.
 pub fn prepare<T>(
     database_url: &str,
     dir: &Path,
     saml_alg: KeyAlg,
-    register: impl FnOnce(&Store, i64) -> Result<T>,
+    upstream: &UpstreamSetup<'_>,
+    register: impl FnOnce(&Store, i64) -> Result<Registered<T>>,
 ) -> Result<Prepared<T>> {
     let store = Store::connect(database_url, &StoreOptions::default())?;
     store.migrate()?;
@@ -176,10 +200,53 @@ pub fn prepare<T>(
         store.write(|c| keys::ensure_all(c, &vault, purpose, saml_alg, now))?;
     }
     let registered = register(&store, now)?;
+    if let UpstreamSetup::Oidc { issuer, people } = upstream {
+        register_oidc_upstream(&store, &vault, now, &registered.rp_id, issuer, people)
+            .context("registering the OIDC upstream")?;
+    }
     Ok(Prepared {
         at_rest_key_file,
-        registered,
+        registered: registered.value,
     })
+}
+
+/// The OIDC connector for the provider at `issuer`, registered as an operator would
+/// (`upstream::add_oidc`, national portal claim names), the only one the load's relying party
+/// offers; and an account in the directory for each of `people`, added as the directory
+/// does (`accounts::add` after `validate`), all in one transaction.
+fn register_oidc_upstream(
+    store: &Store,
+    vault: &AtRestKey,
+    now: i64,
+    rp_id: &str,
+    issuer: &str,
+    people: &[Person],
+) -> Result<()> {
+    let registration = OidcUpstreamRegistration {
+        id: CONNECTOR_ID.into(),
+        display_name: "Tài khoản định danh điện tử (fedhub-load mock OP)".into(),
+        issuer: issuer.into(),
+        client_id: mock_op::CLIENT_ID.into(),
+        client_secret: mock_op::CLIENT_SECRET.into(),
+        scopes: Some(vec!["openid".into(), "profile".into()]),
+        claim_names: None,
+    };
+    store.write(|c| {
+        fedhub::upstream::add_oidc(c, vault, &registration, now)?;
+        fedhub::upstream::allow_for_rp(c, rp_id, &[CONNECTOR_ID.to_string()])?;
+        for p in people {
+            let input = AccountInput {
+                kind: "citizen".into(),
+                display_name: p.name.clone(),
+                national_id: Some(p.national_id.clone()),
+                phone: p.phone.clone(),
+                ..Default::default()
+            };
+            fedhub::directory::accounts::add(c, &input.validate()?, now)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The load tool's OIDC client: its id and secret.
@@ -194,7 +261,7 @@ pub fn register_oidc(
     now: i64,
     format: AccessTokenFormat,
     alg: &str,
-) -> Result<OidcClient> {
+) -> Result<Registered<OidcClient>> {
     let registration = OidcRegistration {
         client_id: Some(CLIENT_ID.into()),
         owner_agency_code: OWNER.into(),
@@ -210,14 +277,17 @@ pub fn register_oidc(
     let client_secret = registered
         .client_secret
         .ok_or_else(|| anyhow!("the registered client has no secret"))?;
-    Ok(OidcClient {
-        client_id: registered.rp.entity_id,
-        client_secret,
+    Ok(Registered {
+        rp_id: registered.rp.id,
+        value: OidcClient {
+            client_id: registered.rp.entity_id,
+            client_secret,
+        },
     })
 }
 
-/// Registers the load tool's SAML service provider from its metadata.
-pub fn register_saml(store: &Store, now: i64, metadata_xml: String) -> Result<()> {
+/// Registers the load tool's SAML service provider from its metadata; returns its id.
+pub fn register_saml(store: &Store, now: i64, metadata_xml: String) -> Result<String> {
     let registration = fedhub::rp::saml::SamlRegistration {
         metadata_xml,
         metadata_url: None,
@@ -229,6 +299,6 @@ pub fn register_saml(store: &Store, now: i64, metadata_xml: String) -> Result<()
         release: None,
         require_activated_membership: Some(false),
     };
-    store.write(|c| fedhub::rp::saml::add(c, &registration, now))?;
-    Ok(())
+    let rp = store.write(|c| fedhub::rp::saml::add(c, &registration, now))?;
+    Ok(rp.id)
 }

@@ -1,7 +1,7 @@
 //! Faults, over loopback TCP with real servers: PostgreSQL stopped and started again under a
-//! stream of logins (requests fail cleanly while it is down, the node recovers without a
-//! restart, nothing is lost or duplicated), and a node killed in the middle of logins that
-//! another node finishes, each exactly once.
+//! stream of logins, OIDC and SAML (requests fail cleanly while it is down, the node recovers
+//! without a restart, nothing is lost or duplicated), and a node killed in the middle of logins
+//! that another node finishes, each exactly once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +15,9 @@ use fedhub::web::AppState;
 use reqwest::StatusCode;
 
 use crate::oidc_support::*;
-use crate::sso::CITIZEN;
-use crate::support;
+use crate::sp::{default_sp, TestSp};
+use crate::sso::{signed_query, Reply, CITIZEN};
+use crate::support::{self, NOW};
 
 /// No request and no wait in these tests lasts longer than this.
 const BOUND: Duration = Duration::from_secs(10);
@@ -212,6 +213,8 @@ struct Answer {
     content_type: String,
     location: String,
     cookies: Vec<String>,
+    /// The hub's id for the request (`x-request-id`), as its audit log records it.
+    request_id: Option<String>,
     body: String,
 }
 
@@ -249,6 +252,7 @@ async fn answer(req: reqwest::RequestBuilder) -> Answer {
             .iter()
             .filter_map(|v| v.to_str().ok().map(String::from))
             .collect(),
+        request_id: header("x-request-id"),
         body: res.text().await.unwrap_or_default(),
     }
 }
@@ -287,8 +291,25 @@ async fn start_login(
         hub.authorize_uri(&challenge, "")
     )))
     .await;
+    let (path, bind) = open_login_page(client, addr, "authorize", &to_login).await?;
+    Ok(Started {
+        path,
+        bind,
+        verifier,
+    })
+}
+
+/// The login page that `to_login` (a relying party's request, answered at `step`) sends the
+/// browser to: its path and the browser binding cookie. `Err` is a clean refusal (checked)
+/// of the request or of the page.
+async fn open_login_page(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    step: &str,
+    to_login: &Answer,
+) -> Result<(String, String), ()> {
     if to_login.status != StatusCode::SEE_OTHER {
-        assert_clean_refusal("authorize", &to_login);
+        assert_clean_refusal(step, to_login);
         return Err(());
     }
     assert!(to_login.location.starts_with("/login/"), "{to_login:?}");
@@ -304,11 +325,7 @@ async fn start_login(
         return Err(());
     }
     let path = to_login.location.split('?').next().unwrap().to_string();
-    Ok(Started {
-        path,
-        bind,
-        verifier,
-    })
+    Ok((path, bind))
 }
 
 /// The demo sign-in of a started login, at `addr`.
@@ -386,9 +403,10 @@ async fn wait_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_loss_or_duplicates() {
-    let deadline = Instant::now() + WHOLE;
+/// A private cluster and, on it, a hub whose pool is small and gives up quickly, so that an
+/// outage shows within the test's bounds: `oidc_hub_at`'s client, demo connector, citizen and
+/// SAML and OIDC keys.
+async fn hub_on_private_cluster() -> (Arc<Cluster>, Arc<OidcHub>) {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
     let url = cluster.url();
     let hub = tokio::task::spawn_blocking(move || {
@@ -405,15 +423,74 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
     })
     .await
     .unwrap();
-    let hub = Arc::new(hub);
+    (Arc::new(cluster), Arc::new(hub))
+}
+
+/// `step` (stop or start) on the cluster, off the async threads.
+async fn on_cluster(cluster: &Arc<Cluster>, step: fn(&Cluster)) {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || step(&c)).await.unwrap();
+}
+
+async fn readyz(client: &reqwest::Client, addr: SocketAddr) -> StatusCode {
+    answer(client.get(format!("http://{addr}/readyz")))
+        .await
+        .status
+}
+
+/// PostgreSQL stopped, then started again, under a running login loop (`logins`, whose
+/// progress `answered` and `refused` count; the loop itself checks that every refusal is
+/// clean): logins are answered before; while it is down they are refused, /readyz is 503 and
+/// no login finishes but one in flight; once it is back, logins are answered again by the
+/// same node, without a restart.
+async fn restart_under_logins(
+    cluster: &Arc<Cluster>,
+    addr: SocketAddr,
+    client: &reqwest::Client,
+    deadline: Instant,
+    logins: &mut tokio::task::JoinHandle<()>,
+    answered: impl Fn() -> usize,
+    refused: impl Fn() -> usize,
+) {
+    wait_until("logins before the outage", deadline, logins, || {
+        answered() >= 3
+    })
+    .await;
+
+    // PostgreSQL goes away in the middle of the logins.
+    on_cluster(cluster, Cluster::pg_stop).await;
+    let before = answered();
+    let refused_before = refused();
+    wait_until("refusals during the outage", deadline, logins, || {
+        refused() >= refused_before + 5
+    })
+    .await;
+    assert_eq!(
+        readyz(client, addr).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/readyz during the outage"
+    );
+    assert!(
+        answered() <= before + 1,
+        "logins cannot finish without the database"
+    );
+
+    // It comes back: logins succeed again on the same node, without restarting it.
+    on_cluster(cluster, Cluster::pg_start).await;
+    let after = answered();
+    wait_until("logins after the restart", deadline, logins, || {
+        answered() >= after + 5
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_loss_or_duplicates() {
+    let deadline = Instant::now() + WHOLE;
+    let (c, hub) = hub_on_private_cluster().await;
     let (addr, stop_server, server) = serve(hub.state.clone()).await;
     let client = client();
-    let ready = |client: reqwest::Client| async move {
-        answer(client.get(format!("http://{addr}/readyz")))
-            .await
-            .status
-    };
-    assert_eq!(ready(client.clone()).await, StatusCode::OK);
+    assert_eq!(readyz(&client, addr).await, StatusCode::OK);
 
     // Logins in a loop, from a task, until told to stop.
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -438,54 +515,22 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
             }
         }
     });
-    let codes = || seen.lock().unwrap().codes.len();
-    let refused = || seen.lock().unwrap().refused;
-    wait_until("logins before the outage", deadline, &mut logins, || {
-        codes() >= 3
-    })
-    .await;
-
-    // PostgreSQL goes away in the middle of the logins.
-    let c = Arc::new(cluster);
-    tokio::task::spawn_blocking({
-        let c = c.clone();
-        move || c.pg_stop()
-    })
-    .await
-    .unwrap();
-    let before = codes();
-    wait_until("refusals during the outage", deadline, &mut logins, || {
-        refused() >= 5
-    })
-    .await;
-    assert_eq!(
-        ready(client.clone()).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "/readyz during the outage"
-    );
-    assert!(
-        codes() <= before + 1,
-        "logins cannot finish without the database"
-    );
-
-    // It comes back: logins succeed again on the same node, without restarting it.
-    tokio::task::spawn_blocking({
-        let c = c.clone();
-        move || c.pg_start()
-    })
-    .await
-    .unwrap();
-    let after = codes();
-    wait_until("logins after the restart", deadline, &mut logins, || {
-        codes() >= after + 5
-    })
+    restart_under_logins(
+        &c,
+        addr,
+        &client,
+        deadline,
+        &mut logins,
+        || seen.lock().unwrap().codes.len(),
+        || seen.lock().unwrap().refused,
+    )
     .await;
     stop_logins.send(true).unwrap();
     tokio::time::timeout(BOUND, logins)
         .await
         .expect("the login loop stops")
         .expect("the login loop saw only successes and clean refusals");
-    assert_eq!(ready(client.clone()).await, StatusCode::OK, "/readyz after");
+    assert_eq!(readyz(&client, addr).await, StatusCode::OK, "/readyz after");
 
     // Nothing lost, nothing duplicated: every code is redeemed exactly once.
     let codes = std::mem::take(&mut seen.lock().unwrap().codes);
@@ -525,23 +570,292 @@ async fn postgres_restarted_under_logins_fails_cleanly_then_recovers_without_los
 
     // A restart while the node is idle: its pooled connections all lost their server. Each
     // may fail one request (503), is then discarded, and the node is ready again.
-    for step in ["stop", "start"] {
-        let c = c.clone();
-        tokio::task::spawn_blocking(move || match step {
-            "stop" => c.pg_stop(),
-            _ => c.pg_start(),
-        })
-        .await
-        .unwrap();
-    }
+    on_cluster(&c, Cluster::pg_stop).await;
+    on_cluster(&c, Cluster::pg_start).await;
     let mut probes = Vec::new();
     for _ in 0..POOL + 3 {
-        probes.push(ready(client.clone()).await);
+        probes.push(readyz(&client, addr).await);
     }
     let failed = probes.iter().filter(|s| **s != StatusCode::OK).count();
     assert!(
         failed <= POOL as usize && probes[POOL as usize..].iter().all(|s| *s == StatusCode::OK),
         "at most one failure per dead pooled connection, then ready: {probes:?}"
+    );
+
+    stop_server.send(()).unwrap();
+    let _ = tokio::time::timeout(BOUND, server).await;
+    drop(hub);
+    drop(c);
+}
+
+/// Registers a SAML service provider with `hub` (signed requests, no membership needed).
+fn register_sp(hub: &OidcHub) -> TestSp {
+    let sp = default_sp();
+    let reg = fedhub::rp::saml::SamlRegistration {
+        metadata_xml: sp.metadata(),
+        metadata_url: None,
+        owner_agency_code: "000.00.00.H49".into(),
+        display_name: Some("Cổng DVC thử nghiệm".into()),
+        sign: None,
+        encrypt_assertion: None,
+        name_id_format: None,
+        release: None,
+        require_activated_membership: Some(false),
+    };
+    hub.store
+        .write(|c| fedhub::rp::saml::add(c, &reg, NOW))
+        .unwrap();
+    sp
+}
+
+/// The query of an HTTP-Redirect AuthnRequest `id` from `sp`, signed, issued at the hub's
+/// (manual) now.
+fn authn_query(sp: &TestSp, id: &str) -> String {
+    let instant = time::OffsetDateTime::from_unix_timestamp(NOW)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{instant}" Destination="{ISSUER}/saml/sso"><saml:Issuer>{}</saml:Issuer></samlp:AuthnRequest>"#,
+        sp.entity_id
+    );
+    signed_query(sp, "SAMLRequest", &xml, Some("rs"))
+}
+
+/// How an SP-initiated login ended.
+enum SamlLogin {
+    /// The auto-POST page for the SP: the Response, decoded.
+    Answered(String),
+    /// A clean refusal (checked): `accepted` when the hub had taken the AuthnRequest (sent
+    /// the browser on to its login page), `sign_in` with the request id when the sign-in
+    /// itself was refused.
+    Refused {
+        accepted: bool,
+        sign_in: Option<String>,
+    },
+}
+
+/// AuthnRequest `id` → login page → demo sign-in, at `addr`.
+async fn saml_login(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    sp: &TestSp,
+    id: &str,
+) -> SamlLogin {
+    let to_login =
+        answer(client.get(format!("http://{addr}/saml/sso?{}", authn_query(sp, id)))).await;
+    // The SP sent a browser: a refusal is a page for the person, never a JSON error.
+    let page_for_a_person = |a: &Answer| {
+        assert!(a.content_type.starts_with("text/html"), "{a:?}");
+    };
+    if to_login.status != StatusCode::SEE_OTHER {
+        page_for_a_person(&to_login);
+    }
+    let Ok((path, bind)) = open_login_page(client, addr, "SAML request", &to_login).await else {
+        return SamlLogin::Refused {
+            accepted: to_login.status == StatusCode::SEE_OTHER,
+            sign_in: None,
+        };
+    };
+    let started = Started {
+        path,
+        bind,
+        verifier: String::new(),
+    };
+    let back = sign_in(client, addr, &started).await;
+    if back.status != StatusCode::OK {
+        assert_clean_refusal("sign-in", &back);
+        page_for_a_person(&back);
+        return SamlLogin::Refused {
+            accepted: true,
+            sign_in: Some(back.request_id.clone().expect("x-request-id")),
+        };
+    }
+    assert!(back.content_type.starts_with("text/html"), "{back:?}");
+    let page = Reply {
+        status: back.status,
+        headers: Default::default(),
+        body: back.body,
+    };
+    SamlLogin::Answered(page.saml_response())
+}
+
+/// The values of `attr` on every `<tag ...>` of `xml`.
+fn attributes_of(xml: &str, tag: &str, attr: &str) -> Vec<String> {
+    xml.split(&format!("<{tag} "))
+        .skip(1)
+        .filter_map(|rest| {
+            let element = rest.split('>').next()?;
+            let (_, value) = element.split_once(&format!(" {attr}=\""))?;
+            Some(value.split('"').next()?.to_string())
+        })
+        .collect()
+}
+
+/// What the SAML login loop saw.
+#[derive(Default)]
+struct SeenSaml {
+    /// (AuthnRequest ID, the Response) of every login the SP got an answer for.
+    answered: Vec<(String, String)>,
+    /// AuthnRequests the hub took (sent on to the login page).
+    accepted: usize,
+    refused: usize,
+    /// Request ids of sign-ins answered 503.
+    refused_sign_ins: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_saml_logins_fails_cleanly_then_recovers_without_loss_or_duplicates(
+) {
+    let deadline = Instant::now() + WHOLE;
+    let (c, hub) = hub_on_private_cluster().await;
+    let sp = Arc::new({
+        let hub = hub.clone();
+        tokio::task::spawn_blocking(move || register_sp(&hub))
+            .await
+            .unwrap()
+    });
+    let (addr, stop_server, server) = serve(hub.state.clone()).await;
+    let client = client();
+    assert_eq!(readyz(&client, addr).await, StatusCode::OK);
+
+    // SP-initiated logins in a loop, each a fresh browser with a new AuthnRequest.
+    let seen = Arc::new(Mutex::new(SeenSaml::default()));
+    let (stop_logins, logins_stopped) = tokio::sync::watch::channel(false);
+    let mut logins = tokio::spawn({
+        let (seen, sp, client) = (seen.clone(), sp.clone(), client.clone());
+        async move {
+            let mut n = 0;
+            while !*logins_stopped.borrow() {
+                n += 1;
+                let id = format!("_fault-{n}");
+                let ended = saml_login(&client, addr, &sp, &id).await;
+                let mut seen = seen.lock().unwrap();
+                match ended {
+                    SamlLogin::Answered(xml) => {
+                        seen.accepted += 1;
+                        seen.answered.push((id, xml));
+                    }
+                    SamlLogin::Refused { accepted, sign_in } => {
+                        seen.refused += 1;
+                        seen.accepted += usize::from(accepted);
+                        seen.refused_sign_ins.extend(sign_in);
+                    }
+                }
+            }
+        }
+    });
+    restart_under_logins(
+        &c,
+        addr,
+        &client,
+        deadline,
+        &mut logins,
+        || seen.lock().unwrap().answered.len(),
+        || seen.lock().unwrap().refused,
+    )
+    .await;
+    stop_logins.send(true).unwrap();
+    tokio::time::timeout(BOUND, logins)
+        .await
+        .expect("the login loop stops")
+        .expect("the login loop saw only answers and clean refusals");
+    assert_eq!(readyz(&client, addr).await, StatusCode::OK, "/readyz after");
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+
+    // Every answer is a signed-in Success for the request it answers, and no Response or
+    // assertion ID was ever issued twice.
+    let mut response_ids = Vec::new();
+    let mut assertion_ids = Vec::new();
+    for (request, xml) in &seen.answered {
+        assert_eq!(
+            attributes_of(xml, "samlp:Response", "InResponseTo"),
+            [request.as_str()],
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"Value="urn:oasis:names:tc:SAML:2.0:status:Success""#),
+            "{xml}"
+        );
+        response_ids.extend(attributes_of(xml, "samlp:Response", "ID"));
+        let ids = attributes_of(xml, "saml:Assertion", "ID");
+        assert_eq!(ids.len(), 1, "one assertion per Response: {xml}");
+        assertion_ids.extend(ids);
+    }
+    for (what, ids) in [("Response", response_ids), ("assertion", assertion_ids)] {
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "a {what} ID was issued twice");
+        assert_eq!(ids.len(), seen.answered.len());
+    }
+    // A request answered before is not answered again, also after the restart.
+    let (first, _) = &seen.answered[0];
+    let replayed = answer(client.get(format!(
+        "http://{addr}/saml/sso?{}",
+        authn_query(&sp, first)
+    )))
+    .await;
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST, "{replayed:?}");
+
+    // What the database holds agrees with what the browsers saw. A login whose answer was
+    // lost with the connection may have committed, so it may hold a little more, never less.
+    let store = hub.store.store.clone();
+    let [replay_rows, sessions, served, logins_audited, answers_audited] =
+        tokio::task::spawn_blocking(move || {
+            [
+                "SELECT count(*) AS n FROM saml_replay",
+                "SELECT count(*) AS n FROM sso_sessions",
+                "SELECT count(*) AS n FROM sso_session_rps",
+                "SELECT count(*) AS n FROM audit_log WHERE action = 'login' AND outcome = 'success'",
+                "SELECT count(*) AS n FROM audit_log WHERE action = 'saml.sso' AND outcome = 'success'",
+            ]
+            .map(|sql| count(&store, sql))
+        })
+        .await
+        .unwrap();
+    let answered = seen.answered.len() as i64;
+    let accepted = seen.accepted as i64;
+    // Each request the hub took is remembered once (its replay row).
+    assert!(
+        (accepted..=accepted + 2).contains(&replay_rows),
+        "replay rows {replay_rows}, requests taken {accepted}"
+    );
+    // A sign-in is one transaction: SSO session and its audit entry together; so is an
+    // answer: the SP's row in the session and its audit entry.
+    assert_eq!(logins_audited, sessions, "logins audited vs SSO sessions");
+    assert_eq!(answers_audited, served, "answers audited vs SPs served");
+    assert!(
+        (answered..=answered + 2).contains(&served),
+        "SPs served {served}, answers seen {answered}"
+    );
+    // A session the SP never heard of comes only from a sign-in whose answer met the outage:
+    // the person was told to try again (503) after the sign-in itself had committed. Each such
+    // session is one of those, and each of those sign-ins left at most one.
+    let orphans = sessions - served;
+    let refused_ids: Vec<String> = seen
+        .refused_sign_ins
+        .iter()
+        .filter(|id| id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .map(|id| format!("'{id}'"))
+        .collect();
+    assert_eq!(refused_ids.len(), seen.refused_sign_ins.len());
+    let store = hub.store.store.clone();
+    let committed_then_refused = if refused_ids.is_empty() {
+        0
+    } else {
+        let sql = format!(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'login' AND outcome = 'success' \
+             AND request_id IN ({})",
+            refused_ids.join(", ")
+        );
+        tokio::task::spawn_blocking(move || count(&store, &sql))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        orphans, committed_then_refused,
+        "SSO sessions without an answer vs sign-ins that committed but were answered 503"
     );
 
     stop_server.send(()).unwrap();

@@ -27,7 +27,8 @@ use serde_json::json;
 use crate::directory::generate::{bulk_cache, insert_accounts, make_accounts};
 use crate::directory::names::Rng;
 use crate::setup::{self, Engine};
-use crate::{flow, hub, procstat, Scenario};
+use crate::upstream::Upstream;
+use crate::{flow, hub, procstat, RelyingParty, Scenario};
 
 #[derive(Debug, clap::Args)]
 pub struct SessionsArgs {
@@ -87,9 +88,13 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         .tempdir_in(std::env::var_os("TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
         .context("creating a temporary folder")?;
     let database = setup::Database::create(args.engine, &args.postgres_url, dir.path())?;
-    let prepared = setup::prepare(&database.url, dir.path(), KeyAlg::Rsa2048, |s, now| {
-        setup::register_oidc(s, now, AccessTokenFormat::Jwt, "RS256")
-    })
+    let prepared = setup::prepare(
+        &database.url,
+        dir.path(),
+        KeyAlg::Rsa2048,
+        &setup::UpstreamSetup::Demo,
+        |s, now| setup::register_oidc(s, now, AccessTokenFormat::Jwt, "RS256"),
+    )
     .context("preparing the hub's database")?;
     let key = std::fs::read_to_string(&prepared.at_rest_key_file)?;
     let vault = AtRestKey::from_base64(key.trim()).map_err(|e| anyhow!("at-rest key: {e}"))?;
@@ -192,11 +197,14 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
             setup::SCOPES.join(" "),
         )
     };
-    let full = Arc::new(Scenario::Oidc(target()));
-    let sso = Arc::new(Scenario::Sso(sso_login::SsoTarget::new(
-        target(),
-        live.cookies,
-    )));
+    let full = Arc::new(Scenario {
+        relying_party: RelyingParty::Oidc(target()),
+        upstream: Upstream::Demo,
+    });
+    let sso = Arc::new(Scenario {
+        relying_party: RelyingParty::Sso(sso_login::SsoTarget::new(target(), live.cookies)),
+        upstream: Upstream::Demo,
+    });
     let pid = hub.pid.to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
