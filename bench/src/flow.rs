@@ -183,16 +183,40 @@ fn payload(jwt: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(&bytes).context("id_token payload is not JSON")
 }
 
-/// The hub's login page that `r` (the answer to `step`) sends the browser to, and the
-/// `Cookie` header that binds the login to this browser.
-pub(crate) fn login_page(base: &url::Url, r: &Response, step: &str) -> Result<(url::Url, String)> {
-    let login_page = base.join(&location(r, step)?)?;
-    if !login_page.path().starts_with("/login/") {
-        bail!("{step}: redirected to {login_page}, not to a login page");
+/// The hub's login page as the browser sees it: where it is, the `Cookie` header that binds
+/// the login to this browser, and the page.
+pub(crate) struct LoginPage {
+    pub url: url::Url,
+    pub cookie: String,
+    pub html: String,
+}
+
+/// Follows `r` (the answer to `step`) to the hub's login page and reads it.
+pub(crate) async fn open_login_page(
+    http: &reqwest::Client,
+    base: &url::Url,
+    r: &Response,
+    step: &str,
+) -> Result<LoginPage> {
+    let url = base.join(&location(r, step)?)?;
+    if !url.path().starts_with("/login/") {
+        bail!("{step}: redirected to {url}, not to a login page");
     }
     let handle =
         set_cookie(r, LOGIN_COOKIE).ok_or_else(|| anyhow!("{step}: no {LOGIN_COOKIE} cookie"))?;
-    Ok((login_page, format!("{LOGIN_COOKIE}={handle}")))
+    let cookie = format!("{LOGIN_COOKIE}={handle}");
+    let r = expect(
+        http.get(url.clone())
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .context("login page")?,
+        StatusCode::OK,
+        "login page",
+    )
+    .await?;
+    let html = r.text().await.context("login page")?;
+    Ok(LoginPage { url, cookie, html })
 }
 
 /// Steps shared by every protocol once the hub has sent the browser (`r`, the answer to
@@ -204,19 +228,11 @@ pub(crate) async fn demo_sign_in(
     r: &Response,
     step: &str,
 ) -> Result<Response> {
-    let (login_page, cookie) = login_page(base, r, step)?;
-
-    let r = expect(
-        http.get(login_page.clone())
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .context("login page")?,
-        StatusCode::OK,
-        "login page",
-    )
-    .await?;
-    let html = r.text().await.context("login page")?;
+    let LoginPage {
+        url: login_page,
+        cookie,
+        html,
+    } = open_login_page(http, base, r, step).await?;
     let action = form_action(&html, NATIONAL_ID)
         .ok_or_else(|| anyhow!("login page: no sign-in form for {NATIONAL_ID}"))?;
 

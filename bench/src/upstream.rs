@@ -84,18 +84,9 @@ async fn oidc_sign_in(
     issuer: &str,
     person: usize,
 ) -> Result<Response> {
-    let (login_page, cookie) = flow::login_page(base, r, step)?;
-    let r = flow::expect(
-        http.get(login_page.clone())
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .context("login page")?,
-        StatusCode::OK,
-        "login page",
-    )
-    .await?;
-    let html = flow::unescape(&r.text().await.context("login page")?);
+    let page = flow::open_login_page(http, base, r, step).await?;
+    let (login_page, cookie) = (page.url, page.cookie);
+    let html = flow::unescape(&page.html);
     let choice = format!("{}/{CONNECTOR_ID}", login_page.path());
     if !html.contains(&format!("action=\"{choice}\"")) {
         bail!("login page: the provider {CONNECTOR_ID} is not offered");
