@@ -134,6 +134,10 @@ struct SamlArgs {
     /// tool's SP always signs its requests with RSA-2048.
     #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
     saml_alg: String,
+    /// What the hub signs in its answers to the load's SP (the SP's `sign` setting): the
+    /// hub's default signs both the Response and the Assertion.
+    #[arg(long, value_enum, default_value = "both")]
+    saml_sign: fedhub::rp::saml::SignWhat,
 }
 
 /// What one login is, for `run_load`: the protocol's side and the upstream sign-in.
@@ -224,11 +228,16 @@ fn run_saml(args: &SamlArgs) -> Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--saml-alg {}: RS256 or ES256", args.saml_alg))?;
     let mut json = serde_json::Map::new();
     json.insert("saml_alg".into(), args.saml_alg.clone().into());
+    json.insert("saml_sign".into(), serde_json::to_value(args.saml_sign)?);
     let protocol = Protocol {
         name: "saml",
-        describe: format!("hub signs with {}, SP requests RSA-SHA256", args.saml_alg),
+        describe: format!(
+            "hub signs {:?} with {}, SP requests RSA-SHA256",
+            args.saml_sign, args.saml_alg
+        ),
         json,
     };
+    let sign = args.saml_sign;
     run_protocol(
         &args.load,
         hub_alg,
@@ -236,7 +245,7 @@ fn run_saml(args: &SamlArgs) -> Result<()> {
         |store, now| {
             // The SP's key is made here; the base URL is filled in once the hub's port is known.
             let sp = saml::Sp::generate(String::new(), now)?;
-            let rp_id = setup::register_saml(store, now, sp.metadata())?;
+            let rp_id = setup::register_saml(store, now, sp.metadata(), sign)?;
             Ok(setup::Registered { rp_id, value: sp })
         },
         |base_url, mut sp| {

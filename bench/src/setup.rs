@@ -287,13 +287,18 @@ pub fn register_oidc(
 }
 
 /// Registers the load tool's SAML service provider from its metadata; returns its id.
-pub fn register_saml(store: &Store, now: i64, metadata_xml: String) -> Result<String> {
+pub fn register_saml(
+    store: &Store,
+    now: i64,
+    metadata_xml: String,
+    sign: fedhub::rp::saml::SignWhat,
+) -> Result<String> {
     let registration = fedhub::rp::saml::SamlRegistration {
         metadata_xml,
         metadata_url: None,
         owner_agency_code: OWNER.into(),
         display_name: Some("fedhub-load SP".into()),
-        sign: None,
+        sign: Some(sign),
         encrypt_assertion: None,
         name_id_format: None,
         release: None,
