@@ -108,11 +108,15 @@ fn certificate_reason_key(message: &str) -> Option<&'static str> {
 }
 
 /// The name of the service a login is for (a relying party, or the admin console).
-fn service_name(c: &mut crate::store::Db, rp_id: &str) -> crate::error::Result<String> {
+fn service_name(
+    c: &mut crate::store::Db,
+    cache: &crate::cache::NodeCache,
+    rp_id: &str,
+) -> crate::error::Result<String> {
     if rp_id == crate::login::CONSOLE {
         return Ok("Quản trị fedhub".into());
     }
-    Ok(crate::rp::get(c, rp_id)?.display_name)
+    Ok(cache.rp(c, rp_id)?.display_name.clone())
 }
 
 /// The login must continue in the browser that started it.
@@ -172,7 +176,7 @@ async fn chooser(
     let q = search_text(&uri);
     let last = cookies::get(&headers, cookies::LAST_CONNECTOR_COOKIE).map(str::to_string);
     let (session, rp_name, hinted, offer) = {
-        let (q, last) = (q.clone(), last.clone());
+        let (q, last, cache) = (q.clone(), last.clone(), state.cache.clone());
         state
             .store
             .read_async(move |c| {
@@ -184,7 +188,7 @@ async fn chooser(
                         return Ok((session, String::new(), Some(found), Default::default()));
                     }
                 }
-                let rp_name = service_name(c, &rp)?;
+                let rp_name = service_name(c, &cache, &rp)?;
                 let offer = upstream::lookup::offer(
                     c,
                     &rp,
@@ -379,9 +383,10 @@ async fn begin_connector(
                 .await
                 .map_err(expired)?;
             let rp_id = session.request.rp_id.clone();
+            let cache = state.cache.clone();
             let rp_name = state
                 .store
-                .read_async(move |c| service_name(c, &rp_id))
+                .read_async(move |c| service_name(c, &cache, &rp_id))
                 .await?;
             let sign_request =
                 serde_json::to_string(&SignRequest { challenge: text }).map_err(Error::internal)?;
@@ -571,9 +576,10 @@ async fn simpki_page(
     waiting_for: Option<String>,
 ) -> Result<Response, WebError> {
     let rp_id = session.request.rp_id.clone();
+    let cache = state.cache.clone();
     let rp_name = state
         .store
-        .read_async(move |c| service_name(c, &rp_id))
+        .read_async(move |c| service_name(c, &cache, &rp_id))
         .await?;
     let html = state.pages.render(
         "login_simpki.html",
