@@ -1499,6 +1499,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
         connect_timeout: config.database.connect_timeout,
         acquire_timeout: config.database.acquire_timeout,
         busy_timeout: config.database.busy_timeout,
+        sqlite_inline: config.database.sqlite_inline,
     }
 }
 

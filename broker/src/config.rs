@@ -173,6 +173,9 @@ pub struct DatabaseConfig {
     /// it asks the database whether another node changed them (zero: ask on every use).
     #[serde(with = "humantime_serde")]
     pub cache_refresh: Duration,
+    /// SQLite: run a transaction on the request's own thread when a connection (and, to
+    /// write, the writer's turn) is free at once, instead of on the blocking pool.
+    pub sqlite_inline: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -185,6 +188,7 @@ impl Default for DatabaseConfig {
             busy_timeout: Duration::from_secs(5),
             migrate_on_start: true,
             cache_refresh: Duration::from_secs(2),
+            sqlite_inline: true,
         }
     }
 }

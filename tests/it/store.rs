@@ -913,3 +913,88 @@ fn sqlite_writers_queue_and_give_up_after_the_busy_timeout() {
     });
     assert_eq!(store.read(|c| counters::current(c, "queue")).unwrap(), 41);
 }
+
+/// A request whose SQLite writer turn is taken does not hold its thread while it waits: the
+/// write goes to the blocking pool, and a read on the same (single) request thread is
+/// answered meanwhile. Both land; the waiting write is not refused or lost.
+#[test]
+fn a_waiting_sqlite_writer_does_not_hold_the_request_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("inline.db").display());
+    let store = Store::connect(&url, &Default::default()).unwrap();
+    store.migrate().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, wait_started) = std::sync::mpsc::channel::<()>();
+    let holder = store.clone();
+    let other_writer = std::thread::spawn(move || {
+        holder
+            .write(|c| {
+                counters::bump(c, "inline")?;
+                started.send(()).unwrap();
+                held.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+    });
+    wait_started.recv().unwrap();
+    runtime.block_on(async {
+        let writer = store.clone();
+        let write = tokio::spawn(async move {
+            writer
+                .write_async(|c| counters::bump(c, "inline").map(|_| ()))
+                .await
+        });
+        tokio::task::yield_now().await;
+        // The write waits for its turn; the thread still answers a read at once.
+        let seen = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            store.read_async(|c| counters::current(c, "inline")),
+        )
+        .await
+        .expect("a read waited behind a queued writer")
+        .unwrap();
+        assert_eq!(seen, 0, "the other writer has not committed yet");
+        assert!(!write.is_finished());
+        release.send(()).unwrap();
+        write.await.unwrap().unwrap();
+    });
+    other_writer.join().unwrap();
+    assert_eq!(store.read(|c| counters::current(c, "inline")).unwrap(), 2);
+}
+
+/// `database.sqlite_inline`: with it (the default) a free connection serves the request on
+/// its own thread; without it, or on PostgreSQL, every transaction goes to the blocking pool.
+#[test]
+fn sqlite_inline_runs_short_transactions_on_the_request_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for inline in [true, false] {
+        let url = format!("sqlite://{}", dir.path().join(format!("{inline}.db")).display());
+        let opts = fedhub::store::StoreOptions {
+            sqlite_inline: inline,
+            ..Default::default()
+        };
+        let store = Store::connect(&url, &opts).unwrap();
+        store.migrate().unwrap();
+        let here = std::thread::current().id();
+        let (read_on, write_on) = runtime.block_on(async {
+            let read = store.read_async(|_| Ok(std::thread::current().id()));
+            let read = read.await.unwrap();
+            let write = store.write_async(|c| {
+                counters::bump(c, "inline")?;
+                Ok(std::thread::current().id())
+            });
+            (read, write.await.unwrap())
+        });
+        assert_eq!(read_on == here, inline, "read, sqlite_inline = {inline}");
+        assert_eq!(write_on == here, inline, "write, sqlite_inline = {inline}");
+        assert_eq!(store.read(|c| counters::current(c, "inline")).unwrap(), 1);
+    }
+}
