@@ -43,6 +43,8 @@ pub struct HubSettings<'a> {
     pub at_rest_key_file: &'a Path,
     pub log_level: &'a str,
     pub pool_size: Option<u32>,
+    /// More settings, as `FEDHUB_…` variable names and values (`--hub-setting`).
+    pub extra: &'a [(String, String)],
     /// `keys.saml_algorithm` (RS256 or ES256) for keys the hub makes itself.
     pub saml_algorithm: &'a str,
     /// The hub's stderr goes here.
@@ -81,6 +83,7 @@ impl Hub {
         if let Some(size) = s.pool_size {
             cmd.env("FEDHUB_DATABASE_POOL_SIZE", size.to_string());
         }
+        cmd.envs(s.extra.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -95,6 +95,10 @@ struct LoadArgs {
     /// The hub's database pool size (FEDHUB_DATABASE_POOL_SIZE; default: the hub's own).
     #[arg(long)]
     pool_size: Option<u32>,
+    /// Any other hub setting, as the environment variable names it without `FEDHUB_`
+    /// (repeatable): `--hub-setting DATABASE_SQLITE_INLINE=false`.
+    #[arg(long = "hub-setting", value_parser = hub_setting)]
+    hub_settings: Vec<(String, String)>,
     /// The hub's log filter (FEDHUB_LOGGING_LEVEL), e.g. `info`.
     #[arg(long, default_value = "warn")]
     hub_log_level: String,
@@ -319,6 +323,7 @@ fn run_protocol<T>(
         at_rest_key_file: &prepared.at_rest_key_file,
         log_level: &args.hub_log_level,
         pool_size: args.pool_size,
+        extra: &args.hub_settings,
         saml_algorithm: saml_alg.as_str(),
         log_file: &log_file,
         dir: dir.path(),
@@ -822,4 +827,16 @@ mod tests {
         };
         assert_eq!((args.iterations, args.data.engine), (50, Engine::Sqlite));
     }
+}
+
+/// `KEY=VALUE` of `--hub-setting` → (`FEDHUB_KEY`, `VALUE`).
+fn hub_setting(s: &str) -> std::result::Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. DATABASE_SQLITE_INLINE=false"))?;
+    let key = key.trim().trim_start_matches("FEDHUB_").to_ascii_uppercase();
+    if key.is_empty() {
+        return Err(format!("{s:?}: no setting name"));
+    }
+    Ok((format!("FEDHUB_{key}"), value.to_string()))
 }

@@ -354,6 +354,7 @@ fn sign_in_page(
         at_rest_key_file: &prepared.at_rest_key_file,
         log_level: "warn",
         pool_size: None,
+        extra: &[],
         saml_algorithm: "RS256",
         log_file: &log_file,
         dir: dir.path(),

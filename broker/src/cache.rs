@@ -29,6 +29,13 @@ use crate::rp::{self, RelyingParty};
 use crate::store::counters;
 use crate::store::schema::change_counters::dsl as cc;
 use crate::store::Db;
+use crate::upstream::lookup::{self, Offer};
+use crate::upstream::Connector;
+
+/// At most this many (relying party, connector) pairs and sign-in pages are kept: a
+/// federation of thousands of IdPs offered to many services must not grow a node without
+/// bound (beyond it, lookups go to the database's indexes, as without a cache).
+const MAX_CONNECTOR_COPIES: usize = 4096;
 
 /// The counters the cached data depends on, as last read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,6 +103,10 @@ struct Copies {
     oidc: HashMap<String, Arc<OidcClient>>,
     saml_signer: Option<Arc<XmlSigner>>,
     current_kids: HashMap<(Purpose, KeyAlg), String>,
+    /// (relying party, connector) → the connector, for pairs the relying party offers.
+    allowed: HashMap<(String, String), Connector>,
+    /// (relying party, few, limit) → what its sign-in page offers without a search.
+    offers: HashMap<(String, i64, i64), Arc<Offer>>,
 }
 
 impl Copies {
@@ -106,6 +117,8 @@ impl Copies {
         self.oidc.clear();
         self.saml_signer = None;
         self.current_kids.clear();
+        self.allowed.clear();
+        self.offers.clear();
     }
 }
 
@@ -310,6 +323,62 @@ impl NodeCache {
                 c.current_kids.insert((purpose, alg), kid.clone());
             },
         )
+    }
+}
+
+impl NodeCache {
+    /// The enabled connector `id` if the relying party offers it
+    /// ([`lookup::allowed`]); refusals are not remembered.
+    pub fn allowed_connector(
+        &self,
+        conn: &mut Db,
+        rp_id: &str,
+        id: &str,
+    ) -> Result<Option<Connector>> {
+        let key = (rp_id.to_string(), id.to_string());
+        self.get_or_load(
+            conn,
+            |c| c.allowed.get(&key).cloned().map(Some),
+            |conn| lookup::allowed(conn, rp_id, id),
+            |c, found| {
+                if let Some(found) = found {
+                    if c.allowed.len() < MAX_CONNECTOR_COPIES {
+                        c.allowed.insert(key.clone(), found.clone());
+                    }
+                }
+            },
+        )
+    }
+
+    /// What the sign-in page offers without a search ([`lookup::offer`]), with `last`
+    /// checked apart (it is the browser's, not the relying party's).
+    pub fn offer(
+        &self,
+        conn: &mut Db,
+        rp_id: &str,
+        last: Option<&str>,
+        few: i64,
+        limit: i64,
+    ) -> Result<Offer> {
+        let key = (rp_id.to_string(), few, limit);
+        let offer = self.get_or_load(
+            conn,
+            |c| c.offers.get(&key).cloned(),
+            |conn| lookup::offer(conn, rp_id, None, None, few, limit).map(Arc::new),
+            |c, offer| {
+                if c.offers.len() < MAX_CONNECTOR_COPIES {
+                    c.offers.insert(key.clone(), offer.clone());
+                }
+            },
+        )?;
+        let last = match last {
+            Some(id) => self.allowed_connector(conn, rp_id, id)?,
+            None => None,
+        };
+        Ok(Offer {
+            last,
+            ..(*offer).clone()
+        })
     }
 }
 

@@ -19,6 +19,7 @@ on_both_engines!(
     a_relying_party_changed_by_sql_on_one_node_is_seen_by_another_within_the_refresh,
     a_node_answers_from_its_copy_until_the_refresh_is_due,
     a_key_rotated_on_one_node_signs_on_another_within_the_refresh,
+    a_connector_disabled_by_sql_on_one_node_leaves_another_within_the_refresh,
 );
 
 struct Nodes {
@@ -68,6 +69,47 @@ impl Nodes {
             })
             .unwrap();
     }
+}
+
+impl Nodes {
+    /// The operator switches a connector off with plain SQL on node A.
+    fn disable_connector_by_sql(&self, id: &str) {
+        use fedhub::store::schema::connectors::dsl as k;
+        let id = id.to_string();
+        self.a
+            .write(move |c| {
+                diesel::update(k::connectors.find(&id))
+                    .set(k::enabled.eq(false))
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// A login started on `node`: its sign-in page's address and binding cookie.
+async fn open_login(node: &Router, sp: &TestSp, id: &str) -> (String, String) {
+    let r = send(node, get(&authn_request_uri(sp, id), &[])).await;
+    assert!(starts_login(&r), "{} {}", r.status, r.body);
+    (
+        r.location().to_string(),
+        r.cookie("fedhub_login").expect("a login cookie"),
+    )
+}
+
+/// The demo connector's form, posted for the test citizen.
+fn demo_choice(login: &str, bind: &str) -> http::Request<axum::body::Body> {
+    http::Request::post(format!("{login}/dev"))
+        .header(http::header::COOKIE, format!("fedhub_login={bind}"))
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from(format!(
+            "national_id={}",
+            crate::sso::CITIZEN
+        )))
+        .unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -218,5 +260,49 @@ fn a_key_rotated_on_one_node_signs_on_another_within_the_refresh(store: &TestSto
             after,
             "node B still signs with the replaced key after {took:?}"
         );
+    });
+}
+
+/// The sign-in page and the connector a person picks come from the node's copies too: a
+/// connector switched off on node A stops being offered, and stops being accepted, on node B
+/// within the refresh.
+fn a_connector_disabled_by_sql_on_one_node_leaves_another_within_the_refresh(store: &TestStore) {
+    let (n, _) = nodes(store);
+    let refresh = Duration::from_millis(300);
+    let b = n.node(refresh);
+    runtime().block_on(async {
+        // Node B shows the page and takes the demo choice once: it now holds both copies.
+        let (login, bind) = open_login(&b, &n.sp, "_warm").await;
+        let page = send(&b, get(&login, &[("fedhub_login", &bind)])).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("national_id"), "the demo is offered: {}", page.body);
+        let r = send(&b, demo_choice(&login, &bind)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.saml_response().contains("Success"), "{}", r.body);
+
+        // A login opened before the change, to pick the demo after it.
+        let (old_login, old_bind) = open_login(&b, &n.sp, "_old").await;
+        n.disable_connector_by_sql("dev");
+        let started = Instant::now();
+        let mut k = 0;
+        let page = loop {
+            k += 1;
+            let (login, bind) = open_login(&b, &n.sp, &format!("_p{k}")).await;
+            let page = send(&b, get(&login, &[("fedhub_login", &bind)])).await;
+            if page.status != StatusCode::OK || started.elapsed() > refresh * 10 {
+                break page;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        assert_eq!(
+            page.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node B still offers a disabled connector after {:?}: {}",
+            started.elapsed(),
+            page.body
+        );
+        let r = send(&b, demo_choice(&old_login, &old_bind)).await;
+        assert_ne!(r.status, StatusCode::OK, "a disabled connector signed someone in");
+        assert!(!r.body.contains("SAMLResponse"), "{}", r.body);
     });
 }

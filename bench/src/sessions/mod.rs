@@ -183,6 +183,7 @@ pub fn run(args: &SessionsArgs) -> Result<()> {
         at_rest_key_file: &prepared.at_rest_key_file,
         log_level: "warn",
         pool_size: None,
+        extra: &[],
         saml_algorithm: KeyAlg::Rsa2048.as_str(),
         log_file: &log_file,
         dir: dir.path(),

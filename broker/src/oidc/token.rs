@@ -110,7 +110,7 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 
 /// What a token request ended in, decided inside one transaction.
 enum Outcome2 {
-    Issued(Value),
+    Issued(Minted),
     Refused {
         error: OAuthError,
         audit: Option<String>,
@@ -209,7 +209,9 @@ async fn finish(
     outcome: Outcome2,
 ) -> std::result::Result<Response, OAuthError> {
     match outcome {
-        Outcome2::Issued(body) => Ok(super::no_store_json(&body)),
+        // The ID token is signed here, after the commit: the database's write turn is not
+        // held during an RSA signature.
+        Outcome2::Issued(minted) => Ok(super::no_store_json(&minted.signed()?)),
         Outcome2::Refused { error, audit } => {
             if let Some(detail) = audit {
                 super::audit_refusal(
@@ -312,6 +314,7 @@ async fn refresh(
                 now,
             )?;
             let new_refresh = body
+                .body
                 .get("refresh_token")
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
@@ -358,8 +361,30 @@ impl Lifetimes {
     }
 }
 
+/// A token response whose ID token is still to be signed: the ID token is not stored, so it
+/// is signed after the transaction that stored the others commits.
+pub struct Minted {
+    body: Value,
+    id_token: Option<Value>,
+    signer: Arc<JwsSigner>,
+}
+
+impl Minted {
+    /// The token response, its ID token signed.
+    pub fn signed(mut self) -> Result<Value> {
+        if let Some(claims) = self.id_token.take() {
+            let jwt = self
+                .signer
+                .sign(Some("JWT"), &claims)
+                .map_err(Error::internal)?;
+            self.body["id_token"] = json!(jwt);
+        }
+        Ok(self.body)
+    }
+}
+
 /// Mints the access token (JWT per RFC 9068 or opaque), a refresh token when the grant
-/// includes offline_access, and the ID token; stores the first two (hashed).
+/// includes offline_access, and the ID token's claims; stores the first two (hashed).
 #[allow(clippy::too_many_arguments)]
 pub fn issue(
     c: &mut Db,
@@ -372,7 +397,7 @@ pub fn issue(
     family: &str,
     with_id_token: bool,
     now: i64,
-) -> Result<Value> {
+) -> Result<Minted> {
     let signer = signers.current(c, vault, cfg.alg)?;
     let scope = grant.scope.join(" ");
     let access = match cfg.format {
@@ -432,6 +457,7 @@ pub fn issue(
         )?;
         body["refresh_token"] = json!(refresh);
     }
+    let mut id_token = None;
     if with_id_token {
         let mut id = json!({
             "iss": issuer,
@@ -457,7 +483,11 @@ pub fn issue(
                 obj.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        body["id_token"] = json!(signer.sign(Some("JWT"), &id).map_err(Error::internal)?);
+        id_token = Some(id);
     }
-    Ok(body)
+    Ok(Minted {
+        body,
+        id_token,
+        signer,
+    })
 }

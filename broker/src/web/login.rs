@@ -189,14 +189,18 @@ async fn chooser(
                     }
                 }
                 let rp_name = service_name(c, &cache, &rp)?;
-                let offer = upstream::lookup::offer(
-                    c,
-                    &rp,
-                    q.as_deref(),
-                    last.as_deref(),
-                    CHOOSER_FEW,
-                    CHOOSER_SHOWN,
-                )?;
+                // Without a search the page is the same for every visitor: the node's copy.
+                let offer = match q.as_deref() {
+                    None => cache.offer(c, &rp, last.as_deref(), CHOOSER_FEW, CHOOSER_SHOWN)?,
+                    Some(q) => upstream::lookup::offer(
+                        c,
+                        &rp,
+                        Some(q),
+                        last.as_deref(),
+                        CHOOSER_FEW,
+                        CHOOSER_SHOWN,
+                    )?,
+                };
                 Ok((session, rp_name, None, offer))
             })
             .await
@@ -293,11 +297,12 @@ pub(crate) async fn allowed(
 ) -> Result<(auth_session::AuthSession, Connector), WebError> {
     let now = state.clock.now();
     let (h, id) = (handle.to_string(), connector_id.to_string());
+    let cache = state.cache.clone();
     let (session, connector) = state
         .store
         .read_async(move |c| {
             let session = auth_session::load(c, &h, now)?;
-            let connector = upstream::lookup::allowed(c, &session.request.rp_id, &id)?;
+            let connector = cache.allowed_connector(c, &session.request.rp_id, &id)?;
             Ok((session, connector))
         })
         .await
