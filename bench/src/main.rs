@@ -749,6 +749,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hub_settings_name_the_hub_environment() {
+        assert_eq!(
+            hub_setting("database_sqlite_inline=false").unwrap(),
+            ("FEDHUB_DATABASE_SQLITE_INLINE".into(), "false".into())
+        );
+        assert_eq!(
+            hub_setting("FEDHUB_SERVER_MAX_IN_FLIGHT=a=b").unwrap(),
+            ("FEDHUB_SERVER_MAX_IN_FLIGHT".into(), "a=b".into())
+        );
+        assert!(hub_setting("DATABASE_SQLITE_INLINE").is_err());
+        assert!(hub_setting("=1").is_err());
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile_ms(&ms, 0.50), 50.0);
@@ -834,7 +848,10 @@ fn hub_setting(s: &str) -> std::result::Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. DATABASE_SQLITE_INLINE=false"))?;
-    let key = key.trim().trim_start_matches("FEDHUB_").to_ascii_uppercase();
+    let key = key
+        .trim()
+        .trim_start_matches("FEDHUB_")
+        .to_ascii_uppercase();
     if key.is_empty() {
         return Err(format!("{s:?}: no setting name"));
     }

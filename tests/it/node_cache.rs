@@ -275,7 +275,11 @@ fn a_connector_disabled_by_sql_on_one_node_leaves_another_within_the_refresh(sto
         let (login, bind) = open_login(&b, &n.sp, "_warm").await;
         let page = send(&b, get(&login, &[("fedhub_login", &bind)])).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        assert!(page.body.contains("national_id"), "the demo is offered: {}", page.body);
+        assert!(
+            page.body.contains("national_id"),
+            "the demo is offered: {}",
+            page.body
+        );
         let r = send(&b, demo_choice(&login, &bind)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(r.saml_response().contains("Success"), "{}", r.body);
@@ -302,7 +306,11 @@ fn a_connector_disabled_by_sql_on_one_node_leaves_another_within_the_refresh(sto
             page.body
         );
         let r = send(&b, demo_choice(&old_login, &old_bind)).await;
-        assert_ne!(r.status, StatusCode::OK, "a disabled connector signed someone in");
+        assert_ne!(
+            r.status,
+            StatusCode::OK,
+            "a disabled connector signed someone in"
+        );
         assert!(!r.body.contains("SAMLResponse"), "{}", r.body);
     });
 }

@@ -976,7 +976,10 @@ fn sqlite_inline_runs_short_transactions_on_the_request_thread() {
         .build()
         .unwrap();
     for inline in [true, false] {
-        let url = format!("sqlite://{}", dir.path().join(format!("{inline}.db")).display());
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("{inline}.db")).display()
+        );
         let opts = fedhub::store::StoreOptions {
             sqlite_inline: inline,
             ..Default::default()
