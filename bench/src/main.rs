@@ -744,6 +744,21 @@ pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `KEY=VALUE` of `--hub-setting` → (`FEDHUB_KEY`, `VALUE`).
+fn hub_setting(s: &str) -> std::result::Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. DATABASE_SQLITE_INLINE=false"))?;
+    let key = key
+        .trim()
+        .trim_start_matches("FEDHUB_")
+        .to_ascii_uppercase();
+    if key.is_empty() {
+        return Err(format!("{s:?}: no setting name"));
+    }
+    Ok((format!("FEDHUB_{key}"), value.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -841,19 +856,4 @@ mod tests {
         };
         assert_eq!((args.iterations, args.data.engine), (50, Engine::Sqlite));
     }
-}
-
-/// `KEY=VALUE` of `--hub-setting` → (`FEDHUB_KEY`, `VALUE`).
-fn hub_setting(s: &str) -> std::result::Result<(String, String), String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. DATABASE_SQLITE_INLINE=false"))?;
-    let key = key
-        .trim()
-        .trim_start_matches("FEDHUB_")
-        .to_ascii_uppercase();
-    if key.is_empty() {
-        return Err(format!("{s:?}: no setting name"));
-    }
-    Ok((format!("FEDHUB_{key}"), value.to_string()))
 }
