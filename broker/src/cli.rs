@@ -1461,6 +1461,9 @@ fn print_import(report: &crate::upstream::aggregate::ImportReport) {
     for id in &report.disabled {
         println!("disabled {id}: no longer in the federation's aggregate");
     }
+    for id in &report.kept_disabled {
+        println!("kept disabled {id}: in the aggregate, but disabled by an operator");
+    }
     for s in &report.skipped {
         println!("skipped {}: {}", s.entity_id, s.reason);
     }

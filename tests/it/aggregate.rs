@@ -283,6 +283,8 @@ on_both_engines!(
     a_signed_aggregate_registers_its_idps_and_only_those,
     refused_aggregates_write_nothing,
     importing_again_updates_and_disables,
+    an_idp_an_operator_disabled_stays_disabled_across_imports,
+    after_the_upgrade_idps_disabled_before_come_back_as_they_did,
 );
 
 /// A gateway whose relying party lists the demo connector and, through the import, the
@@ -496,4 +498,97 @@ fn the_cli_imports_with_an_audit_entry_and_refuses_a_tampered_aggregate() {
         .detail
         .as_deref()
         .is_some_and(|d| d.contains(&format!("{} added", idps_in(0..12)))));
+}
+
+/// The daily re-import must not undo an operator: an IdP disabled by hand stays disabled
+/// (its metadata still follows the aggregate), while one the aggregate itself disabled comes
+/// back when it is listed again.
+fn an_idp_an_operator_disabled_stays_disabled_across_imports(store: &TestStore) {
+    use fedhub::upstream::{get, set_enabled};
+    let fed = Federation::new();
+    let until = NOW + 86_400;
+    let all = fed.signed(&fed.entities(0..12), until);
+    import_xml(store, &fed, &all, &[]).unwrap();
+    let (x, y) = (connector_id_for(&entity(1)), connector_id_for(&entity(2)));
+    let enabled = |id: &str| store.read(|c| get(c, id)).unwrap().enabled;
+    store.write(|c| set_enabled(c, &x, false, NOW)).unwrap();
+
+    let again = import_xml(store, &fed, &all, &[]).unwrap();
+    assert_eq!(again.kept_disabled, [x.clone()]);
+    assert!(again.updated.is_empty(), "{:?}", again.updated);
+    assert!(
+        again.summary().contains("1 kept disabled"),
+        "{}",
+        again.summary()
+    );
+    assert!(
+        !enabled(&x),
+        "the import enabled an IdP the operator disabled"
+    );
+
+    // Its metadata changes: the change is taken, and it stays disabled.
+    let renamed: Vec<String> = (0..12)
+        .map(|i| {
+            let mut s = fed.spec(i);
+            if i == 1 {
+                s.display_name = "Đại học (đổi tên)".into();
+            }
+            entity_xml(&s)
+        })
+        .collect();
+    let third = import_xml(store, &fed, &fed.signed(&renamed, until), &[]).unwrap();
+    assert_eq!(third.updated, [x.clone()]);
+    assert_eq!(third.kept_disabled, [x.clone()]);
+    let after = store.read(|c| get(c, &x)).unwrap();
+    assert_eq!(after.display_name, "Đại học (đổi tên)");
+    assert!(!after.enabled);
+
+    // Another IdP leaves the aggregate and comes back: the import enables it again.
+    let without_y: Vec<String> = (0..12)
+        .filter(|i| *i != 2)
+        .map(|i| entity_xml(&fed.spec(i)))
+        .collect();
+    let left = import_xml(store, &fed, &fed.signed(&without_y, until), &[]).unwrap();
+    assert_eq!(left.disabled, [y.clone()]);
+    assert!(!enabled(&y));
+    let back = import_xml(store, &fed, &all, &[]).unwrap();
+    assert!(back.updated.contains(&y), "{:?}", back.updated);
+    assert!(enabled(&y), "an IdP back in the aggregate stayed disabled");
+
+    // The operator enables x again: the next import leaves it enabled.
+    store.write(|c| set_enabled(c, &x, true, NOW)).unwrap();
+    let last = import_xml(store, &fed, &all, &[]).unwrap();
+    assert!(last.kept_disabled.is_empty());
+    assert!(enabled(&x));
+}
+
+/// Migration 000100 cannot tell who disabled a federation IdP before it: those keep the old
+/// behaviour (the next import enables them when listed), nothing else changes.
+fn after_the_upgrade_idps_disabled_before_come_back_as_they_did(store: &TestStore) {
+    use diesel::prelude::*;
+    use fedhub::store::schema::connectors::dsl as k;
+    let fed = Federation::new();
+    let all = fed.signed(&fed.entities(0..12), NOW + 86_400);
+    import_xml(store, &fed, &all, &[]).unwrap();
+    let y = connector_id_for(&entity(2));
+    store.revert_through("2026-12-05-000100").unwrap();
+    let id = y.clone();
+    store
+        .write(move |c| {
+            diesel::update(k::connectors.find(&id))
+                .set(k::enabled.eq(false))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+    store.migrate().unwrap();
+    let again = import_xml(store, &fed, &all, &[]).unwrap();
+    assert!(again.kept_disabled.is_empty(), "{:?}", again.kept_disabled);
+    assert_eq!(again.updated, [y.clone()]);
+    assert!(
+        store
+            .read(|c| fedhub::upstream::get(c, &y))
+            .unwrap()
+            .enabled
+    );
 }

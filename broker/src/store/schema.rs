@@ -44,6 +44,7 @@ diesel::table! {
         entity_id -> Nullable<Text>,
         search_name -> Text,
         federation -> Nullable<Text>,
+        left_federation_at -> Nullable<BigInt>,
     }
 }
 

@@ -1,7 +1,8 @@
 //! A federation's identity providers, registered from its signed metadata aggregate: each
 //! IdP becomes (or updates) a SAML connector whose id is derived from its entity ID, all in
 //! the caller's one transaction. IdPs the federation no longer lists are disabled, not
-//! deleted (their account links stay). The aggregate is verified before it gets here
+//! deleted (their account links stay), and enabled again if they come back; an IdP an
+//! operator disabled stays disabled whatever the aggregate says. The aggregate is verified before it gets here
 //! ([`fedhub_metadata::xml::aggregate::verify`]).
 
 use std::collections::{HashMap, HashSet};
@@ -31,6 +32,8 @@ pub struct ImportReport {
     pub unchanged: usize,
     /// In an earlier import of this federation, no longer in its aggregate.
     pub disabled: Vec<String>,
+    /// In the aggregate, but disabled by an operator: kept disabled (metadata still updated).
+    pub kept_disabled: Vec<String>,
     /// IdPs left out, with the reason (their own checks, or a clash with another connector).
     pub skipped: Vec<Skipped>,
     /// Entities that are not identity providers.
@@ -60,12 +63,13 @@ impl ImportReport {
     /// One line for the audit log.
     pub fn summary(&self) -> String {
         format!(
-            "federation {}: {} added, {} updated, {} unchanged, {} disabled, {} skipped, {} other entities",
+            "federation {}: {} added, {} updated, {} unchanged, {} disabled, {} kept disabled, {} skipped, {} other entities",
             self.federation,
             self.added.len(),
             self.updated.len(),
             self.unchanged,
             self.disabled.len(),
+            self.kept_disabled.len(),
             self.skipped.len(),
             self.other_entities
         )
@@ -163,6 +167,14 @@ pub fn import(
         .into_iter()
         .map(|c| (c.id.clone(), c))
         .collect();
+    // Which of them an earlier import disabled for leaving the aggregate.
+    let left: HashSet<String> = k::table
+        .filter(k::federation.eq(federation))
+        .filter(k::left_federation_at.is_not_null())
+        .select(k::id)
+        .load(conn)?
+        .into_iter()
+        .collect();
 
     let mut seen: HashSet<String> = HashSet::new();
     let mut fresh = Vec::new();
@@ -203,17 +215,22 @@ pub fn import(
         let search = search_name(&idp.display_name, Some(&idp.entity_id), &idp.scopes);
         match ours.get(&id) {
             Some(before) => {
+                // Disabled, and not by an import: an operator took it out of use.
+                let by_operator = !before.enabled && !left.contains(&id);
+                if by_operator {
+                    report.kept_disabled.push(id.clone());
+                }
                 let previous = SamlSettings::parse(&before.config).ok();
                 let settings = settings_for(idp, previous.as_ref());
                 if previous.as_ref() == Some(&settings)
                     && before.display_name == idp.display_name
-                    && before.enabled
+                    && (before.enabled || by_operator)
                 {
                     report.unchanged += 1;
                     continue;
                 }
                 let config = serde_json::to_string(&settings).map_err(Error::internal)?;
-                changed.push((id, idp.display_name.clone(), config, search));
+                changed.push((id, idp.display_name.clone(), config, search, !by_operator));
             }
             None => {
                 let config =
@@ -254,13 +271,14 @@ pub fn import(
         };
     }
     report.added = fresh.into_iter().map(|(id, ..)| id).collect();
-    for (id, name, config, search) in &changed {
+    for (id, name, config, search, enable) in &changed {
         diesel::update(k::table.find(id))
             .set((
                 k::display_name.eq(name),
                 k::config.eq(config),
                 k::search_name.eq(search),
-                k::enabled.eq(true),
+                k::enabled.eq(*enable),
+                k::left_federation_at.eq(None::<i64>),
                 k::updated_at.eq(now),
             ))
             .execute(conn)?;
@@ -280,7 +298,11 @@ pub fn import(
     gone.sort();
     for chunk in gone.chunks(BATCH) {
         diesel::update(k::table.filter(k::id.eq_any(chunk)))
-            .set((k::enabled.eq(false), k::updated_at.eq(now)))
+            .set((
+                k::enabled.eq(false),
+                k::left_federation_at.eq(Some(now)),
+                k::updated_at.eq(now),
+            ))
             .execute(conn)?;
     }
     report.disabled = gone;
@@ -306,6 +328,7 @@ pub fn import(
     crate::store::counters::bump(conn, crate::store::counters::CONNECTORS)?;
     report.added.sort();
     report.updated.sort();
+    report.kept_disabled.sort();
     Ok(report)
 }
 

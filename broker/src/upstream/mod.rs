@@ -377,9 +377,16 @@ pub fn list(conn: &mut Db) -> Result<Vec<Connector>> {
 }
 
 /// Enables or disables a connector (a disabled one is offered to no one).
+///
+/// An operator's decision: a federation's aggregate import no longer enables or disables it
+/// on its own (except disabling it when the aggregate stops listing it).
 pub fn set_enabled(conn: &mut Db, id: &str, enabled: bool, now: i64) -> Result<Connector> {
     let n = diesel::update(k::table.find(id))
-        .set((k::enabled.eq(enabled), k::updated_at.eq(now)))
+        .set((
+            k::enabled.eq(enabled),
+            k::left_federation_at.eq(None::<i64>),
+            k::updated_at.eq(now),
+        ))
         .execute(conn)?;
     if n == 0 {
         return Err(Error::not_found("connector", id));

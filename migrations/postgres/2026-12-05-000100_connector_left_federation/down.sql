@@ -1,0 +1,1 @@
+ALTER TABLE connectors DROP COLUMN left_federation_at;
