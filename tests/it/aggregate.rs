@@ -514,7 +514,7 @@ fn an_idp_an_operator_disabled_stays_disabled_across_imports(store: &TestStore) 
     store.write(|c| set_enabled(c, &x, false, NOW)).unwrap();
 
     let again = import_xml(store, &fed, &all, &[]).unwrap();
-    assert_eq!(again.kept_disabled, [x.clone()]);
+    assert_eq!(again.kept_disabled, [x.as_str()]);
     assert!(again.updated.is_empty(), "{:?}", again.updated);
     assert!(
         again.summary().contains("1 kept disabled"),
@@ -537,8 +537,8 @@ fn an_idp_an_operator_disabled_stays_disabled_across_imports(store: &TestStore) 
         })
         .collect();
     let third = import_xml(store, &fed, &fed.signed(&renamed, until), &[]).unwrap();
-    assert_eq!(third.updated, [x.clone()]);
-    assert_eq!(third.kept_disabled, [x.clone()]);
+    assert_eq!(third.updated, [x.as_str()]);
+    assert_eq!(third.kept_disabled, [x.as_str()]);
     let after = store.read(|c| get(c, &x)).unwrap();
     assert_eq!(after.display_name, "Đại học (đổi tên)");
     assert!(!after.enabled);
@@ -549,7 +549,7 @@ fn an_idp_an_operator_disabled_stays_disabled_across_imports(store: &TestStore) 
         .map(|i| entity_xml(&fed.spec(i)))
         .collect();
     let left = import_xml(store, &fed, &fed.signed(&without_y, until), &[]).unwrap();
-    assert_eq!(left.disabled, [y.clone()]);
+    assert_eq!(left.disabled, [y.as_str()]);
     assert!(!enabled(&y));
     let back = import_xml(store, &fed, &all, &[]).unwrap();
     assert!(back.updated.contains(&y), "{:?}", back.updated);
@@ -584,7 +584,7 @@ fn after_the_upgrade_idps_disabled_before_come_back_as_they_did(store: &TestStor
     store.migrate().unwrap();
     let again = import_xml(store, &fed, &all, &[]).unwrap();
     assert!(again.kept_disabled.is_empty(), "{:?}", again.kept_disabled);
-    assert_eq!(again.updated, [y.clone()]);
+    assert_eq!(again.updated, [y.as_str()]);
     assert!(
         store
             .read(|c| fedhub::upstream::get(c, &y))
