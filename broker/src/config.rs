@@ -71,6 +71,11 @@ pub struct ConnectorsConfig {
     /// SIM-PKI) may take before the sign-in through it fails with a page (503).
     #[serde(with = "humantime_serde")]
     pub upstream_timeout: Duration,
+    /// After an OpenID provider did not answer (timeout, connection refused), sign-ins through
+    /// it get the 503 page at once for this long instead of each waiting `upstream_timeout`
+    /// (zero: never remembered).
+    #[serde(with = "humantime_serde")]
+    pub upstream_down_for: Duration,
 }
 
 impl Default for ConnectorsConfig {
@@ -80,6 +85,7 @@ impl Default for ConnectorsConfig {
             client_cert_header: "x-ssl-client-cert".into(),
             clock_skew: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(10),
+            upstream_down_for: Duration::from_secs(30),
         }
     }
 }

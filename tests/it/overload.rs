@@ -570,3 +570,84 @@ async fn a_dead_provider_times_out_with_a_page_while_the_chooser_and_other_conne
     assert_eq!(again.status, StatusCode::OK);
     provider.release();
 }
+
+/// A provider that did not answer is remembered as down for `connectors.upstream_down_for`:
+/// the next people who pick it get the page at once and the provider is not called; after
+/// that time the hub asks it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_did_not_answer_is_not_asked_again_for_a_while() {
+    let mut provider = Hanging::start().await;
+    let hub = oidc_hub_configured(
+        support::sqlite(),
+        "http://127.0.0.1:8080",
+        default_registration(),
+        |c| {
+            c.connectors.upstream_timeout = Duration::from_secs(1);
+            c.connectors.upstream_down_for = Duration::from_secs(60);
+        },
+    );
+    let reg = fedhub::upstream::OidcRegistration {
+        id: "dead".into(),
+        display_name: "Nhà cung cấp không trả lời".into(),
+        issuer: provider.url.clone(),
+        client_id: "fedhub-hub".into(),
+        client_secret: "upstream-secret-1".into(),
+        scopes: None,
+        claim_names: None,
+    };
+    let rp_id = hub.rp_id.clone();
+    hub.store
+        .write(|c| {
+            fedhub::upstream::add_oidc(c, &support::vault(), &reg, NOW)?;
+            fedhub::upstream::allow_for_rp(c, &rp_id, &["dead".to_string(), "dev".to_string()])
+        })
+        .unwrap();
+    let addr = serve(hub.app.clone()).await;
+    let browser = client_from("127.0.0.1");
+    let pick = |login: String, bind: String| {
+        answer(
+            browser
+                .post(format!("http://{addr}{login}/dead"))
+                .header("cookie", format!("fedhub_login={bind}")),
+        )
+    };
+    let calls = |p: &Hanging| *p.seen.borrow();
+
+    // The first person waits for the timeout, and the provider was called.
+    let (login, bind) = login_at_chooser(&hub).await;
+    let first = pick(login, bind).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
+    assert_eq!(calls(&provider), 1);
+
+    // The next ones get the same page, and the provider is left alone.
+    for _ in 0..3 {
+        let (login, bind) = login_at_chooser(&hub).await;
+        let r = pick(login, bind).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert!(
+            r.body.contains("Không đăng nhập được qua dịch vụ xác thực"),
+            "{}",
+            r.body
+        );
+        assert!(r.retry_after.is_some());
+    }
+    assert_eq!(
+        calls(&provider),
+        1,
+        "the hub called a provider it knew was down"
+    );
+
+    // After upstream_down_for the hub tries it again.
+    hub.clock.advance(61);
+    let (login, bind) = login_at_chooser(&hub).await;
+    let again = tokio::spawn(pick(login, bind));
+    provider.holding(2).await;
+    let r = tokio::time::timeout(BOUND, again).await.unwrap().unwrap();
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    provider.release();
+}

@@ -376,7 +376,22 @@ pub fn restore(from: &Path, target: &Path, force: bool) -> Result<(Snapshot, Rep
     let mut replaced = Replaced::Nothing;
     if target.exists() {
         let mut conn = open(target)?;
-        let locked = conn.batch_execute("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;");
+        // A hub or command stopped a moment ago may still be closing its connections: give
+        // them two seconds before calling the database in use.
+        let busy = |e: &diesel::result::Error| {
+            let text = e.to_string();
+            text.contains("locked") || text.contains("busy")
+        };
+        let mut waited = 0;
+        let locked = loop {
+            match conn.batch_execute("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;") {
+                Err(e) if busy(&e) && waited < 20 => {
+                    waited += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => break other,
+            }
+        };
         if let Err(e) = locked {
             let text = e.to_string();
             return Err(if text.contains("locked") || text.contains("busy") {

@@ -459,9 +459,13 @@ pub fn oidc_upstream(
 }
 
 /// Discovery documents and keys of upstream providers, per node, kept for five minutes (keys
-/// are fetched again at once when a token names a key not yet known).
+/// are fetched again at once when a token names a key not yet known); and the providers that
+/// just failed to answer, with until when they are not asked again.
 #[derive(Clone, Default)]
-pub struct ProviderCache(Arc<Mutex<HashMap<String, CachedProvider>>>);
+pub struct ProviderCache {
+    fetched: Arc<Mutex<HashMap<String, CachedProvider>>>,
+    down: Arc<Mutex<HashMap<String, i64>>>,
+}
 
 /// When it was fetched, the discovery document, the keys.
 type CachedProvider = (i64, ProviderMetadata, Vec<serde_json::Value>);
@@ -475,7 +479,7 @@ impl ProviderCache {
         issuer: &str,
         now: i64,
     ) -> Option<(ProviderMetadata, Vec<serde_json::Value>)> {
-        let map = self.0.lock().ok()?;
+        let map = self.fetched.lock().ok()?;
         let (at, meta, keys) = map.get(issuer)?;
         (now - at < PROVIDER_TTL).then(|| (meta.clone(), keys.clone()))
     }
@@ -486,13 +490,29 @@ impl ProviderCache {
         meta: ProviderMetadata,
         keys: Vec<serde_json::Value>,
     ) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.fetched.lock() {
             m.insert(issuer.to_string(), (now, meta, keys));
+        }
+        if let Ok(mut d) = self.down.lock() {
+            d.remove(issuer);
         }
     }
     pub fn forget(&self, issuer: &str) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.fetched.lock() {
             m.remove(issuer);
+        }
+    }
+    /// Until when `issuer` is not asked again, if it failed to answer recently.
+    pub fn down_until(&self, issuer: &str, now: i64) -> Option<i64> {
+        let d = self.down.lock().ok()?;
+        d.get(issuer).copied().filter(|until| *until > now)
+    }
+    /// `issuer` did not answer: answer for it at once until `until`.
+    pub fn mark_down(&self, issuer: &str, until: i64) {
+        if let Ok(mut d) = self.down.lock() {
+            // One entry per configured provider: the map cannot grow past the connectors.
+            d.retain(|_, u| *u > until - 86_400);
+            d.insert(issuer.to_string(), until);
         }
     }
 }

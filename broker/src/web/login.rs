@@ -732,17 +732,36 @@ async fn provider(
             return Ok(hit);
         }
     }
-    let meta = upstream_oidc::discover(
-        &state.http,
-        issuer,
-        state.config.connectors.upstream_timeout,
-    )
-    .await?;
-    let keys =
-        upstream_oidc::fetch_jwks(&state.http, &meta, state.config.connectors.upstream_timeout)
-            .await?;
-    state.providers.put(issuer, now, meta.clone(), keys.clone());
-    Ok((meta, keys))
+    if let Some(until) = state.providers.down_until(issuer, now) {
+        return Err(ConnectorError::Unavailable(format!(
+            "{issuer} did not answer a moment ago; not asked again before {}",
+            crate::clock::rfc3339(until)
+        )));
+    }
+    let timeout = state.config.connectors.upstream_timeout;
+    let fetched = async {
+        let meta = upstream_oidc::discover(&state.http, issuer, timeout).await?;
+        let keys = upstream_oidc::fetch_jwks(&state.http, &meta, timeout).await?;
+        Ok((meta, keys))
+    }
+    .await;
+    match &fetched {
+        Ok((meta, keys)) => state.providers.put(issuer, now, meta.clone(), keys.clone()),
+        Err(e) => remember_if_down(state, issuer, e),
+    }
+    fetched
+}
+
+/// A provider that did not answer is not asked again for `connectors.upstream_down_for`: the
+/// people who pick it meanwhile get the page at once instead of each holding a request slot
+/// for `upstream_timeout` (a national IdP's outage would otherwise fill them all).
+fn remember_if_down(state: &AppState, issuer: &str, e: &ConnectorError) {
+    let down_for = state.config.connectors.upstream_down_for.as_secs();
+    if matches!(e, ConnectorError::Unavailable(_)) && down_for > 0 {
+        let until = state.clock.now() + i64::try_from(down_for).unwrap_or(i64::MAX / 2);
+        tracing::warn!(%issuer, error = %e, "upstream provider down; not asked again for {down_for} s");
+        state.providers.mark_down(issuer, until);
+    }
 }
 
 /// Where to send the browser to sign out at the OIDC provider a session came from (`None`
@@ -831,6 +850,9 @@ async fn oidc_callback(
         }
     }
     .await;
+    if let Err(e) = &outcome {
+        remember_if_down(&state, &up.issuer, e);
+    }
     finish(&state, &headers, &handle, &connector.id, outcome).await
 }
 
