@@ -221,25 +221,8 @@ fn a_key_rotated_on_one_node_signs_on_another_within_the_refresh(store: &TestSto
     let before = current(&n.a);
     runtime().block_on(async {
         // A person signs in on node A; node B answers them by SSO with the current key.
-        let r = send(&a_app, get(&authn_request_uri(&n.sp, "_1"), &[])).await;
-        assert!(starts_login(&r), "{} {}", r.status, r.body);
-        let login = r.location().to_string();
-        let bind = r.cookie("fedhub_login").unwrap();
-        let r = send(
-            &a_app,
-            http::Request::post(format!("{login}/dev"))
-                .header(http::header::COOKIE, format!("fedhub_login={bind}"))
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(axum::body::Body::from(format!(
-                    "national_id={}",
-                    crate::sso::CITIZEN
-                )))
-                .unwrap(),
-        )
-        .await;
+        let (login, bind) = open_login(&a_app, &n.sp, "_1").await;
+        let r = send(&a_app, demo_choice(&login, &bind)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let sso = r.cookie("fedhub_sso").expect("an SSO session");
         let cookies = [("fedhub_sso", sso.as_str())];

@@ -488,15 +488,8 @@ async fn pool_exhaustion_is_503_with_retry_after_not_500_postgres() {
     pool_exhaustion_is_503_with_retry_after(support::postgres_with(&small_pool())).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_provider_times_out_with_a_page_while_the_chooser_and_other_connectors_work() {
-    let mut provider = Hanging::start().await;
-    let hub = oidc_hub_configured(
-        support::sqlite(),
-        "http://127.0.0.1:8080",
-        default_registration(),
-        |c| c.connectors.upstream_timeout = Duration::from_secs(1),
-    );
+/// Registers `provider` as connector `dead` and offers it, with the demo, to the hub's client.
+fn offer_dead_provider(hub: &OidcHub, provider: &Hanging) {
     let reg = fedhub::upstream::OidcRegistration {
         id: "dead".into(),
         display_name: "Nhà cung cấp không trả lời".into(),
@@ -513,6 +506,18 @@ async fn a_dead_provider_times_out_with_a_page_while_the_chooser_and_other_conne
             fedhub::upstream::allow_for_rp(c, &rp_id, &["dead".to_string(), "dev".to_string()])
         })
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_provider_times_out_with_a_page_while_the_chooser_and_other_connectors_work() {
+    let mut provider = Hanging::start().await;
+    let hub = oidc_hub_configured(
+        support::sqlite(),
+        "http://127.0.0.1:8080",
+        default_registration(),
+        |c| c.connectors.upstream_timeout = Duration::from_secs(1),
+    );
+    offer_dead_provider(&hub, &provider);
     let addr = serve(hub.app.clone()).await;
     let browser = client_from("127.0.0.1");
 
@@ -586,22 +591,7 @@ async fn a_provider_that_did_not_answer_is_not_asked_again_for_a_while() {
             c.connectors.upstream_down_for = Duration::from_secs(60);
         },
     );
-    let reg = fedhub::upstream::OidcRegistration {
-        id: "dead".into(),
-        display_name: "Nhà cung cấp không trả lời".into(),
-        issuer: provider.url.clone(),
-        client_id: "fedhub-hub".into(),
-        client_secret: "upstream-secret-1".into(),
-        scopes: None,
-        claim_names: None,
-    };
-    let rp_id = hub.rp_id.clone();
-    hub.store
-        .write(|c| {
-            fedhub::upstream::add_oidc(c, &support::vault(), &reg, NOW)?;
-            fedhub::upstream::allow_for_rp(c, &rp_id, &["dead".to_string(), "dev".to_string()])
-        })
-        .unwrap();
+    offer_dead_provider(&hub, &provider);
     let addr = serve(hub.app.clone()).await;
     let browser = client_from("127.0.0.1");
     let pick = |login: String, bind: String| {
