@@ -515,8 +515,33 @@ async fn admin_api_answers_503_problem_json_when_the_database_cannot_be_reached(
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.header("content-type"), "application/problem+json");
     assert_eq!(r.json()["type"], "urn:fedhub:problem:unavailable");
+    // Busy, not broken: the node stays ready (it sheds load itself).
+    let r = send(app.clone(), get_req("/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["database"], "busy");
+    drop(held);
+}
+
+/// A full pool that has handed out nothing for 10 s is not "busy": its connections are stuck
+/// (a database that hangs), and `/readyz` says 503 after `acquire_timeout`.
+#[tokio::test]
+async fn readyz_is_503_when_the_full_pool_has_handed_out_nothing_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stuck.db").display());
+    let opts = fedhub::store::StoreOptions {
+        pool_size: 1,
+        acquire_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let store = fedhub::store::Store::connect(&url, &opts).unwrap();
+    store.migrate().unwrap();
+    let (app, _) = app(&store);
+    let held = store.conn().unwrap();
+    let r = send(app.clone(), get_req("/readyz")).await;
+    assert_eq!(r.json()["database"], "busy");
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     let r = send(app, get_req("/readyz")).await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     drop(held);
 }
 

@@ -465,9 +465,16 @@ async fn pool_exhaustion_is_503_with_retry_after(store: support::TestStore) {
         "{metrics}"
     );
 
+    // The node is full, not broken: it stays ready (a load balancer keeps sending it its
+    // share, which it sheds itself), and says so at once instead of waiting for a connection.
+    let r = answer(client.get(format!("http://{addr}/readyz"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["database"], "busy", "{}", r.body);
+
     drop(held);
     let r = answer(client.get(format!("http://{addr}/readyz"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["database"], "ok", "{}", r.body);
 }
 
 fn small_pool() -> StoreOptions {

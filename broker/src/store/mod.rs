@@ -154,7 +154,23 @@ pub struct Store {
     inline_sqlite: bool,
     /// Requests that found no free connection within `acquire_timeout` (for `/metrics`).
     acquire_timeouts: prometheus_client::metrics::counter::Counter,
+    /// When a connection was last handed out, in ms after `opened` (see [`Store::readiness`]).
+    last_checkout_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    opened: std::time::Instant,
 }
+
+/// What `/readyz` reports of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// It answers and is fully migrated.
+    Ready,
+    /// Every connection is in use and they were being handed out a moment ago: the node is
+    /// busy, not broken (taking it out of the load balancer would only load the others).
+    Busy,
+}
+
+/// How recently connections must have been handed out for a full pool to count as busy.
+const BUSY_EVIDENCE: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -202,6 +218,8 @@ impl Store {
             acquire_timeout: opts.acquire_timeout,
             inline_sqlite: opts.sqlite_inline,
             acquire_timeouts: Default::default(),
+            last_checkout_ms: Default::default(),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -213,7 +231,7 @@ impl Store {
     /// connection busy that long (a node over its capacity) or none openable (the database
     /// down) is `Unavailable`: a 503 with `Retry-After` at the HTTP edge, not a 500.
     pub fn conn(&self) -> Result<Pooled> {
-        self.pool.get_timeout(self.acquire_timeout).map_err(|e| {
+        let conn = self.pool.get_timeout(self.acquire_timeout).map_err(|e| {
             self.acquire_timeouts.inc();
             let state = self.pool.state();
             Error::Unavailable(format!(
@@ -222,7 +240,15 @@ impl Store {
                 state.connections - state.idle_connections,
                 self.pool.max_size(),
             ))
-        })
+        })?;
+        self.checked_out();
+        Ok(conn)
+    }
+
+    fn checked_out(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_checkout_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many times [`Store::conn`] gave up waiting (counted in `/metrics`).
@@ -369,10 +395,14 @@ impl Store {
 
     /// A pooled SQLite connection if one is idle now; `None` on PostgreSQL.
     fn free_sqlite_conn(&self) -> Option<Pooled> {
-        match self.engine {
+        let conn = match self.engine {
             Engine::Sqlite if self.inline_sqlite => self.pool.try_get(),
             _ => None,
+        };
+        if conn.is_some() {
+            self.checked_out();
         }
+        conn
     }
 
     /// This process's SQLite writer turn if nobody holds or waits for it; `None` on
@@ -382,6 +412,23 @@ impl Store {
             Engine::Sqlite if self.inline_sqlite => self.sqlite_writers.try_lock(),
             _ => None,
         }
+    }
+
+    /// For `/readyz`, without waiting for a connection when all are busy: [`Readiness::Busy`]
+    /// when every connection is in use and one was handed out within the last 10 s (a
+    /// database that went away breaks and drops its connections, and hands none out), else
+    /// [`Store::ping`].
+    pub fn readiness(&self) -> Result<Readiness> {
+        let state = self.pool.state();
+        let full = state.idle_connections == 0 && state.connections == self.pool.max_size();
+        let last = Duration::from_millis(
+            self.last_checkout_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if full && self.opened.elapsed().saturating_sub(last) < BUSY_EVIDENCE {
+            return Ok(Readiness::Busy);
+        }
+        self.ping().map(|()| Readiness::Ready)
     }
 
     /// Is the database reachable and fully migrated?

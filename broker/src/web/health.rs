@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::AppState;
+use crate::store::Readiness;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,12 +21,19 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers and is fully migrated.
+/// The process can serve: the database answers and is fully migrated, or every connection
+/// is busy serving (a full node stays in the load balancer: it sheds what it cannot take
+/// with 503 itself, and pulling it would only overload the others).
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    let result = tokio::task::spawn_blocking(move || store.ping()).await;
+    let result = tokio::task::spawn_blocking(move || store.readiness()).await;
     match result {
-        Ok(Ok(())) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+        Ok(Ok(Readiness::Ready)) => {
+            Json(json!({ "status": "ready", "database": "ok" })).into_response()
+        }
+        Ok(Ok(Readiness::Busy)) => {
+            Json(json!({ "status": "ready", "database": "busy" })).into_response()
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
             (
