@@ -357,9 +357,9 @@ impl Store {
 
     /// `read` for async callers. On SQLite, when a connection is free at once, the calling
     /// thread runs it: a short SQLite read takes microseconds, less than the two thread
-    /// wake-ups of a trip to the blocking pool (measured at a fifth of the hub's CPU under
-    /// login load). Anything that would wait, and every PostgreSQL query (a network round
-    /// trip), goes to the blocking pool.
+    /// wake-ups of a trip to the blocking pool (6% more logins per core-second, measured in
+    /// bench/README.md). Anything that would wait, and every PostgreSQL query (a network
+    /// round trip), goes to the blocking pool.
     pub async fn read_async<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
