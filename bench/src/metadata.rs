@@ -315,7 +315,7 @@ fn lookups(args: &MetadataArgs, store: &Store, rp: &str, idps: &[usize]) -> Resu
     })?;
     println!("allowed (index): median {}, p95 {}", ms(p50), ms(p95));
     let (p50, p95) = repeat(n, |_| {
-        store.read(|c| lookup::offer(c, rp, None, None, 12, 20))?;
+        store.read(|c| lookup::offer(c, rp, None, 12, 20))?;
         Ok(())
     })?;
     println!(
@@ -325,7 +325,7 @@ fn lookups(args: &MetadataArgs, store: &Store, rp: &str, idps: &[usize]) -> Resu
     );
     let (p50, p95) = repeat(n, |i| {
         let q = format!("số {}", idps[(i * 7919) % idps.len().min(args.rp_idps)]);
-        store.read(|c| lookup::offer(c, rp, Some(&q), None, 12, 20))?;
+        store.read(|c| lookup::offer(c, rp, Some(&q), 12, 20))?;
         Ok(())
     })?;
     println!(

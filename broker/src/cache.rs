@@ -350,35 +350,20 @@ impl NodeCache {
         )
     }
 
-    /// What the sign-in page offers without a search ([`lookup::offer`]), with `last`
-    /// checked apart (it is the browser's, not the relying party's).
-    pub fn offer(
-        &self,
-        conn: &mut Db,
-        rp_id: &str,
-        last: Option<&str>,
-        few: i64,
-        limit: i64,
-    ) -> Result<Offer> {
+    /// What the sign-in page offers without a search ([`lookup::offer`]); the browser's last
+    /// choice is checked apart with [`allowed_connector`](Self::allowed_connector).
+    pub fn offer(&self, conn: &mut Db, rp_id: &str, few: i64, limit: i64) -> Result<Arc<Offer>> {
         let key = (rp_id.to_string(), few, limit);
-        let offer = self.get_or_load(
+        self.get_or_load(
             conn,
             |c| c.offers.get(&key).cloned(),
-            |conn| lookup::offer(conn, rp_id, None, None, few, limit).map(Arc::new),
+            |conn| lookup::offer(conn, rp_id, None, few, limit).map(Arc::new),
             |c, offer| {
                 if c.offers.len() < MAX_CONNECTOR_COPIES {
                     c.offers.insert(key.clone(), offer.clone());
                 }
             },
-        )?;
-        let last = match last {
-            Some(id) => self.allowed_connector(conn, rp_id, id)?,
-            None => None,
-        };
-        Ok(Offer {
-            last,
-            ..(*offer).clone()
-        })
+        )
     }
 }
 

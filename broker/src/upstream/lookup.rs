@@ -101,8 +101,6 @@ pub struct Offer {
     /// All of them when there are at most `few`; otherwise the first `limit` + 1 that match
     /// the search (none without one), by display name.
     pub saml: Vec<Connector>,
-    /// The connector the browser used last, if still offered.
-    pub last: Option<Connector>,
 }
 
 /// The connectors the sign-in page shows: see [`Offer`]. Each query walks an index and stops
@@ -112,7 +110,6 @@ pub fn offer(
     conn: &mut Db,
     rp_id: &str,
     search: Option<&str>,
-    last: Option<&str>,
     few: i64,
     limit: i64,
 ) -> Result<Offer> {
@@ -169,15 +166,10 @@ pub fn offer(
     } else {
         Vec::new()
     };
-    let last = match last {
-        Some(id) => allowed(conn, rp_id, id)?,
-        None => None,
-    };
     Ok(Offer {
         others,
         many,
         saml: shown,
-        last,
     })
 }
 

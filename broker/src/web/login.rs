@@ -5,6 +5,7 @@
 //! answers the relying party, in one transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -175,7 +176,7 @@ async fn chooser(
     let h = handle.clone();
     let q = search_text(&uri);
     let last = cookies::get(&headers, cookies::LAST_CONNECTOR_COOKIE).map(str::to_string);
-    let (session, rp_name, hinted, offer) = {
+    let (session, rp_name, hinted, offer, last_choice) = {
         let (q, last, cache) = (q.clone(), last.clone(), state.cache.clone());
         state
             .store
@@ -185,23 +186,28 @@ async fn chooser(
                 // The relying party named the connector (idp_hint, Scoping): one index read.
                 if let Some(hint) = session.request.connector_hint.as_deref() {
                     if let Some(found) = upstream::lookup::by_hint(c, &rp, hint)? {
-                        return Ok((session, String::new(), Some(found), Default::default()));
+                        let found = Some(found);
+                        return Ok((session, String::new(), found, Arc::default(), None));
                     }
                 }
                 let rp_name = service_name(c, &cache, &rp)?;
                 // Without a search the page is the same for every visitor: the node's copy.
                 let offer = match q.as_deref() {
-                    None => cache.offer(c, &rp, last.as_deref(), CHOOSER_FEW, CHOOSER_SHOWN)?,
-                    Some(q) => upstream::lookup::offer(
+                    None => cache.offer(c, &rp, CHOOSER_FEW, CHOOSER_SHOWN)?,
+                    Some(q) => Arc::new(upstream::lookup::offer(
                         c,
                         &rp,
                         Some(q),
-                        last.as_deref(),
                         CHOOSER_FEW,
                         CHOOSER_SHOWN,
-                    )?,
+                    )?),
                 };
-                Ok((session, rp_name, None, offer))
+                // The browser's last choice, if this relying party still offers it.
+                let last_choice = match last.as_deref() {
+                    Some(id) => cache.allowed_connector(c, &rp, id)?,
+                    None => None,
+                };
+                Ok((session, rp_name, None, offer, last_choice))
             })
             .await
             .map_err(expired)?
@@ -235,7 +241,7 @@ async fn chooser(
     let mut buttons: Vec<&Connector> = offer.others.iter().filter(not_dev).collect();
     let search = if many {
         // The last choice keeps its button even when it is one of many.
-        if let Some(l) = offer.last.as_ref() {
+        if let Some(l) = last_choice.as_ref() {
             if l.kind() == Some(ConnectorKind::Saml) {
                 buttons.push(l);
             }
